@@ -1,0 +1,35 @@
+"""GEmo-CLAP model, processor and zero-shot pipeline (the files that travel to the Hub with each checkpoint).
+
+Importing this package registers the classes with the `transformers` Auto classes, so `save_pretrained` writes
+an `auto_map` and checkpoints load anywhere with `trust_remote_code=True`, and locally without it.
+"""
+
+from transformers import AutoConfig, AutoModel, AutoProcessor
+
+from .configuration_gemo_clap import GEmoClapConfig
+from .loss_gemo_clap import emo_clap_loss, kl_contrastive_loss, ml_gemo_clap_loss, same_label_matrix, sl_gemo_clap_loss
+from .modeling_gemo_clap import GEmoClapModel, GEmoClapOutput, GEmoClapPreTrainedModel
+from .pipeline_gemo_clap import PIPELINE_TASK, GEmoClapZeroShotAudioClassificationPipeline
+from .processing_gemo_clap import GEmoClapProcessor
+
+GEmoClapConfig.register_for_auto_class()
+GEmoClapModel.register_for_auto_class("AutoModel")
+GEmoClapProcessor.register_for_auto_class("AutoProcessor")
+AutoConfig.register(GEmoClapConfig.model_type, GEmoClapConfig, exist_ok=True)
+AutoModel.register(GEmoClapConfig, GEmoClapModel, exist_ok=True)
+AutoProcessor.register(GEmoClapConfig, GEmoClapProcessor, exist_ok=True)
+
+__all__ = [
+    "GEmoClapConfig",
+    "GEmoClapModel",
+    "GEmoClapOutput",
+    "GEmoClapPreTrainedModel",
+    "GEmoClapProcessor",
+    "GEmoClapZeroShotAudioClassificationPipeline",
+    "PIPELINE_TASK",
+    "emo_clap_loss",
+    "kl_contrastive_loss",
+    "ml_gemo_clap_loss",
+    "same_label_matrix",
+    "sl_gemo_clap_loss",
+]

@@ -1,0 +1,175 @@
+"""GEmo-CLAP processor: the audio tower's feature extractor and the text tower's tokenizer in one object."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import AutoFeatureExtractor, AutoTokenizer, BatchFeature, ProcessorMixin
+
+MAX_CHANNELS = 8
+MIN_SECONDS = 0.1  # shorter clips are zero-padded to this length so every tower yields at least one frame
+INTEGER_SCALES = {np.dtype(np.int16): 2**15, np.dtype(np.int32): 2**31, np.dtype(np.int8): 2**7}
+
+
+def _resample(array: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+    try:
+        import librosa
+    except ImportError as error:  # librosa is only needed when the input rate differs from the model's
+        raise ImportError(
+            f"resampling from {orig_sr} Hz needs librosa (pip install librosa), or pass audio at {target_sr} Hz"
+        ) from error
+    return librosa.resample(array, orig_sr=orig_sr, target_sr=target_sr).astype(np.float32)
+
+
+def to_mono_float(audio: Any, index: int = 0) -> np.ndarray:
+    """One clip as a 1-D float32 array in [-1, 1]: accepts float or integer numpy arrays, torch tensors and
+    lists of numbers, mono or multi-channel (`[channels, samples]` or `[samples, channels]`, averaged).
+    Raises `ValueError` saying which item (`index`) is wrong and why."""
+    where = f"audio item {index}"
+    if isinstance(audio, torch.Tensor):
+        audio = audio.detach().cpu().numpy()
+    elif isinstance(audio, (list, tuple)):
+        audio = np.asarray(audio)
+    if not isinstance(audio, np.ndarray):
+        raise ValueError(f"{where} must be a numpy array, torch tensor or list of samples, got {type(audio).__name__}")
+    if audio.dtype in INTEGER_SCALES:
+        audio = audio.astype(np.float32) / INTEGER_SCALES[audio.dtype]
+    elif audio.dtype == np.uint8:
+        audio = (audio.astype(np.float32) - 128) / 128
+    elif not np.issubdtype(audio.dtype, np.floating):
+        raise ValueError(f"{where} has dtype {audio.dtype}; expected float, int8, int16, int32 or uint8 samples")
+    if audio.ndim == 2:
+        channel_axis = int(np.argmin(audio.shape))
+        if audio.shape[channel_axis] > MAX_CHANNELS:
+            raise ValueError(
+                f"{where} has shape {audio.shape}: a 2-D array is read as one multi-channel clip "
+                f"(at most {MAX_CHANNELS} channels); pass a batch as a list of 1-D arrays"
+            )
+        audio = audio.mean(axis=channel_axis)
+    elif audio.ndim != 1:
+        raise ValueError(f"{where} has {audio.ndim} dimensions (shape {audio.shape}); expected 1-D mono or 2-D multi-channel")
+    if audio.size == 0:
+        raise ValueError(f"{where} is empty (0 samples)")
+    if not np.isfinite(audio).all():
+        raise ValueError(f"{where} contains NaN or infinite samples")
+    return np.ascontiguousarray(audio, dtype=np.float32)
+
+
+class GEmoClapProcessor(ProcessorMixin):
+    r"""
+    Bundles the audio tower's feature extractor (wav2vec2-family `input_values` or Whisper log-mel `input_features`)
+    and the text tower's tokenizer. `processor(audio=..., text=..., sampling_rate=...)` returns the model inputs,
+    with the audio mask as `audio_attention_mask` so it never collides with the text `attention_mask`.
+
+    Each clip's features are computed on the clip alone and then padded, so a clip's features (and the model's
+    embedding of it) do not depend on the other clips of the batch.
+
+    Args:
+        feature_extractor: the audio tower's feature extractor.
+        tokenizer: the text tower's tokenizer.
+        max_audio_seconds: clips longer than this are cut to it (with a warning); None keeps them whole.
+    """
+
+    def __init__(self, feature_extractor, tokenizer, max_audio_seconds: float | None = None):
+        self.max_audio_seconds = max_audio_seconds
+        super().__init__(feature_extractor, tokenizer)
+
+    @classmethod
+    def from_encoders(cls, audio_encoder, text_encoder, max_audio_seconds: float | None = None) -> GEmoClapProcessor:
+        """The feature extractor of `audio_encoder` and the tokenizer of `text_encoder` (hub ids or folders)."""
+        return cls(
+            AutoFeatureExtractor.from_pretrained(audio_encoder), AutoTokenizer.from_pretrained(text_encoder), max_audio_seconds
+        )
+
+    @property
+    def sampling_rate(self) -> int:
+        return self.feature_extractor.sampling_rate
+
+    @property
+    def uses_spectrogram(self) -> bool:
+        return "input_features" in self.feature_extractor.model_input_names
+
+    def prepare_audio(self, audio: Any, sampling_rate: int | None = None, index: int = 0) -> np.ndarray:
+        """Validate one clip and bring it to mono float32 at the extractor's rate, cut to `max_audio_seconds`."""
+        array = to_mono_float(audio, index)
+        if sampling_rate is None:
+            warnings.warn(
+                f"no sampling_rate given for the audio; assuming {self.sampling_rate} Hz. Pass sampling_rate to be sure.",
+                stacklevel=3,
+            )
+        elif sampling_rate <= 0:
+            raise ValueError(f"sampling_rate must be positive, got {sampling_rate}")
+        elif sampling_rate != self.sampling_rate:
+            array = _resample(array, sampling_rate, self.sampling_rate)
+        if self.max_audio_seconds is not None and array.size > self.max_audio_seconds * self.sampling_rate:
+            warnings.warn(
+                f"audio item {index} lasts {array.size / self.sampling_rate:.1f} s; cut to the model's "
+                f"max_audio_seconds={self.max_audio_seconds:g} (split long recordings with `gemo-clap predict`)",
+                stacklevel=3,
+            )
+            array = array[: int(self.max_audio_seconds * self.sampling_rate)]
+        shortest = math.ceil(MIN_SECONDS * self.sampling_rate)
+        return np.pad(array, (0, max(0, shortest - array.size)))
+
+    def __call__(
+        self,
+        audio: Any = None,
+        text: str | Sequence[str] | None = None,
+        sampling_rate: int | None = None,
+        return_tensors: str | None = "pt",
+        **tokenizer_kwargs,
+    ) -> BatchFeature:
+        """Model inputs for `audio` (one clip or a list of clips) and/or `text` (one string or a list)."""
+        if audio is None and text is None:
+            raise ValueError("pass audio, text, or both")
+        data: dict[str, Any] = {}
+        if audio is not None:
+            clips = audio if _is_batch(audio) else [audio]
+            if len(clips) == 0:
+                raise ValueError("audio is an empty list")
+            arrays = [self.prepare_audio(clip, sampling_rate, index) for index, clip in enumerate(clips)]
+            data.update(self._audio_features(arrays))
+        if text is not None:
+            if not isinstance(text, str) and len(text) == 0:
+                raise ValueError("text is an empty list")
+            tokens = self.tokenizer(text, padding=True, truncation=True, return_tensors="np", **tokenizer_kwargs)
+            data["input_ids"], data["attention_mask"] = tokens["input_ids"], tokens["attention_mask"]
+        return BatchFeature(data, tensor_type=return_tensors)
+
+    def _audio_features(self, arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
+        if not self.uses_spectrogram:
+            features = self.feature_extractor(
+                arrays, sampling_rate=self.sampling_rate, padding=True, return_attention_mask=True, return_tensors="np"
+            )
+            return {"input_values": features["input_values"], "audio_attention_mask": features["attention_mask"]}
+        mels = [
+            self.feature_extractor(array, sampling_rate=self.sampling_rate, padding="longest", return_tensors="np")[
+                "input_features"
+            ][0]
+            for array in arrays
+        ]
+        longest = max(mel.shape[-1] for mel in mels)
+        batch = np.zeros((len(mels), mels[0].shape[0], longest), dtype=np.float32)
+        mask = np.zeros((len(mels), longest), dtype=np.int64)
+        for row, mel in enumerate(mels):
+            batch[row, :, : mel.shape[-1]] = mel
+            mask[row, : mel.shape[-1]] = 1
+        return {"input_features": batch, "audio_attention_mask": mask}
+
+    @property
+    def model_input_names(self) -> list[str]:
+        audio_input = "input_features" if self.uses_spectrogram else "input_values"
+        return [audio_input, "audio_attention_mask", "input_ids", "attention_mask"]
+
+
+def _is_batch(audio: Any) -> bool:
+    """A list/tuple of clips (arrays, tensors or lists), as opposed to one clip given as a list of numbers."""
+    return isinstance(audio, (list, tuple)) and (len(audio) == 0 or not np.isscalar(audio[0]))
+
+
+__all__ = ["GEmoClapProcessor"]
