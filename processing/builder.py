@@ -1,0 +1,236 @@
+"""Corpus -> ``datasets.Dataset``: streamed from a generator (bounded memory), optionally over several processes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import uuid
+import warnings
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets
+
+from .audio import SAMPLING_RATE, AudioDecodeError, encode_wav, load_audio
+from .corpora import scan_corpus
+from .corpora.iemocap import NUM_SESSIONS
+from .folds import with_speaker_folds
+from .label_maps import FOUR_CLASS, LabelMap, apply_label_map, parse_label_map
+from .records import GENDERS, CorpusError, Skipped, Utterance
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_SECONDS = 14.0
+DEFAULT_NUM_FOLDS = 5
+WRITER_BATCH_SIZE = 100  # examples buffered per Arrow record batch: bounds memory with long clips
+IEMOCAP_LICENCE_WARNING = (
+    "IEMOCAP's licence forbids redistributing the corpus: keep this dataset private and share it only with people "
+    "who have signed the IEMOCAP release agreement."
+)
+
+
+def dataset_features(emotion_names: Sequence[str]) -> datasets.Features:
+    """The one schema of every built corpus."""
+    return datasets.Features(
+        {
+            "id": datasets.Value("string"),
+            "audio": datasets.Audio(sampling_rate=SAMPLING_RATE, decode=False),
+            "emotion": datasets.ClassLabel(names=list(emotion_names)),
+            "gender": datasets.ClassLabel(names=list(GENDERS)),
+            "speaker": datasets.Value("string"),
+            "fold": datasets.Value("int32"),
+            "duration": datasets.Value("float32"),
+        }
+    )
+
+
+@dataclass
+class BuildReport:
+    """What a build kept and left out."""
+
+    corpus: str
+    num_examples: int
+    emotion_names: tuple[str, ...]
+    skipped: list[Skipped] = field(default_factory=list)  # unreadable/missing files, malformed label lines
+    dropped_labels: Counter[str] = field(default_factory=Counter)  # utterances whose label the map does not cover
+
+
+def _generate_examples(shards: list[dict], max_seconds: float | None) -> Iterator[dict]:
+    """Examples of the records of ``shards``; files that fail to decode go to the shard's skip log instead."""
+    for shard in shards:
+        with open(shard["skip_log"], "a", encoding="utf-8") as skip_log:
+            for record in shard["records"]:
+                try:
+                    array = load_audio(record.path, SAMPLING_RATE, max_seconds)
+                except AudioDecodeError as error:
+                    skipped = {"source": record.path, "reason": error.reason, "detail": error.detail}
+                    skip_log.write(json.dumps(skipped) + "\n")
+                    continue
+                yield {
+                    "id": record.id,
+                    "audio": {"bytes": encode_wav(array, SAMPLING_RATE), "path": Path(record.path).name},
+                    "emotion": record.emotion,
+                    "gender": record.gender,
+                    "speaker": record.speaker,
+                    "fold": record.fold,
+                    "duration": len(array) / SAMPLING_RATE,
+                }
+
+
+def build_dataset(
+    records: Sequence[Utterance],
+    emotion_names: Sequence[str],
+    *,
+    corpus: str = "custom",
+    max_seconds: float | None = DEFAULT_MAX_SECONDS,
+    num_proc: int = 1,
+    strict: bool = False,
+    cache_dir: str | Path | None = None,
+) -> tuple[datasets.Dataset, list[Skipped]]:
+    """Decode, trim (first ``max_seconds``), resample to 16 kHz and store ``records`` as a [`datasets.Dataset`].
+
+    Records must have their ``fold`` set and an emotion in ``emotion_names``. Examples are streamed to Arrow files in
+    ``cache_dir`` (the `datasets` cache by default) by ``num_proc`` processes. Returns the dataset and the files that
+    could not be decoded; with ``strict`` those raise [`CorpusError`] instead.
+    """
+    if not records:
+        raise CorpusError(f"{corpus}: no utterances to build")
+    if max_seconds is not None and max_seconds <= 0:
+        raise ValueError(f"max_seconds must be positive or None, got {max_seconds}")
+    unknown = sorted({r.emotion for r in records} - set(emotion_names))
+    if unknown or any(r.fold is None for r in records):
+        raise CorpusError(f"{corpus}: records with labels {unknown} outside {list(emotion_names)} or without a fold")
+    num_shards = max(1, min(num_proc, len(records)))
+    # The audio column is generated as a plain struct: `datasets.Audio.encode_example` needs torchcodec.
+    features = dataset_features(emotion_names)
+    generation_features = features.copy()
+    generation_features["audio"] = {"bytes": datasets.Value("binary"), "path": datasets.Value("string")}
+    with tempfile.TemporaryDirectory(prefix="gemo-clap-skips-") as skip_dir:
+        bounds = [len(records) * i // num_shards for i in range(num_shards + 1)]  # contiguous: keeps record order
+        shards = [
+            {"records": list(records[start:stop]), "skip_log": os.path.join(skip_dir, f"shard-{i}.jsonl")}
+            for i, (start, stop) in enumerate(zip(bounds, bounds[1:]))
+        ]
+        try:
+            dataset = datasets.Dataset.from_generator(
+                _generate_examples,
+                features=generation_features,
+                gen_kwargs={"shards": shards, "max_seconds": max_seconds},
+                num_proc=num_shards if num_shards > 1 else None,
+                cache_dir=str(cache_dir) if cache_dir is not None else None,
+                fingerprint=uuid.uuid4().hex,  # always decode again: the skip logs come from the generator
+                writer_batch_size=WRITER_BATCH_SIZE,
+            )
+        except ValueError as error:  # `datasets` refuses to build a split without examples
+            skipped = _read_skip_logs(shards)
+            if len(skipped) < len(records):
+                raise
+            message = f"{corpus}: none of the {len(records)} audio files could be decoded: {_listing(skipped)}"
+            raise CorpusError(message) from error
+        skipped = _read_skip_logs(shards)
+    if strict and skipped:
+        raise CorpusError(f"{corpus}: {len(skipped)} audio file(s) could not be decoded: {_listing(skipped)}")
+    dataset = dataset.cast_column("audio", features["audio"])
+    dataset.info.dataset_name = corpus
+    dataset.info.description = (
+        f"{corpus} speech emotion corpus built by gemo-clap build-dataset: 16 kHz mono 16-bit audio"
+        + (f" trimmed to the first {max_seconds:g} s" if max_seconds else "")
+        + f"; folds {sorted(set(dataset['fold']))}."
+    )
+    return dataset, skipped
+
+
+def build_corpus(
+    corpus: str,
+    source: str | Path,
+    *,
+    label_map: str | LabelMap | None = None,
+    keep_all: bool = False,
+    num_folds: int | None = None,
+    max_seconds: float | None = DEFAULT_MAX_SECONDS,
+    num_proc: int = 1,
+    strict: bool = False,
+    cache_dir: str | Path | None = None,
+) -> tuple[datasets.Dataset, BuildReport]:
+    """Build the dataset of a corpus on disk: read, map labels, assign folds, decode.
+
+    ``corpus`` is ``iemocap``, ``emodb``, ``ravdess``, ``crema-d`` or ``manifest``. IEMOCAP defaults to the
+    ``4class`` map and its folds are its five sessions; other corpora keep all labels unless ``label_map`` is given,
+    and get ``num_folds`` (default 5) speaker-independent folds unless a manifest has a ``fold`` column. With
+    ``strict``, any skipped file or malformed label line is an error.
+    """
+    scan = scan_corpus(corpus, source)
+    if strict and scan.skipped:
+        raise CorpusError(f"{corpus}: {len(scan.skipped)} problem(s) in {source}: {_listing(scan.skipped)}")
+    if label_map is None and corpus == "iemocap":
+        label_map = FOUR_CLASS
+    mapping = parse_label_map(label_map) if label_map is not None else None
+    records, names, dropped = apply_label_map(scan.records, scan.labels, mapping, keep_all)
+    if not records:
+        raise CorpusError(
+            f"{corpus}: no utterances left in {source} ({len(scan.records)} found, {len(scan.skipped)} skipped, "
+            f"dropped by the label map: {dict(dropped)})"
+        )
+    if corpus == "iemocap":
+        if num_folds not in (None, NUM_SESSIONS):
+            raise CorpusError(f"IEMOCAP folds are its {NUM_SESSIONS} sessions; got num_folds={num_folds}")
+    elif records[0].fold is None:
+        records = with_speaker_folds(records, num_folds or DEFAULT_NUM_FOLDS)
+    elif num_folds is not None:
+        raise CorpusError(f"{source} has a 'fold' column; do not pass num_folds={num_folds}")
+    logger.info("%s: building %d utterances (%d skipped while reading)", corpus, len(records), len(scan.skipped))
+    dataset, decode_skipped = build_dataset(
+        records, names, corpus=corpus, max_seconds=max_seconds, num_proc=num_proc, strict=strict, cache_dir=cache_dir
+    )
+    report = BuildReport(corpus, len(dataset), names, scan.skipped + decode_skipped, dropped)
+    return dataset, report
+
+
+def save_dataset(dataset: datasets.Dataset, output_dir: str | Path, overwrite: bool = False) -> Path:
+    """``save_to_disk`` into a temporary folder beside ``output_dir``, then rename it into place: never half-written."""
+    output_dir = Path(output_dir)
+    if output_dir.exists() and not overwrite:
+        raise FileExistsError(f"output folder already exists: {output_dir} (pass overwrite=True / --overwrite)")
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
+    previous = staging / "previous"
+    try:
+        dataset.save_to_disk(str(staging / "dataset"))
+        if output_dir.exists():
+            os.replace(output_dir, previous)
+        try:
+            os.replace(staging / "dataset", output_dir)
+        except OSError:
+            if previous.exists():
+                os.replace(previous, output_dir)
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return output_dir
+
+
+def push_dataset(dataset: datasets.Dataset, repo_id: str, private: bool = True, **kwargs):
+    """``dataset.push_to_hub`` that defaults to a private repository and warns about IEMOCAP's licence."""
+    if dataset.info.dataset_name == "iemocap":
+        message = IEMOCAP_LICENCE_WARNING + ("" if private else f" Pushing it PUBLICLY to {repo_id} breaks it.")
+        warnings.warn(message, UserWarning, stacklevel=2)
+    return dataset.push_to_hub(repo_id, private=private, **kwargs)
+
+
+def _read_skip_logs(shards: list[dict]) -> list[Skipped]:
+    return [
+        Skipped(**json.loads(line))
+        for shard in shards
+        if os.path.exists(shard["skip_log"])
+        for line in Path(shard["skip_log"]).read_text(encoding="utf-8").splitlines()
+    ]
+
+
+def _listing(skipped: Sequence[Skipped], limit: int = 5) -> str:
+    shown = "; ".join(str(item) for item in skipped[:limit])
+    return shown + (f"; ... and {len(skipped) - limit} more" if len(skipped) > limit else "")

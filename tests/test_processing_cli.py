@@ -1,0 +1,93 @@
+"""``gemo-clap build-dataset`` in-process (gemo_clap.cli.main) and through the console script."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import datasets
+import pytest
+import soundfile as sf
+from iemocap_tree import tone, write_iemocap_tree
+
+from gemo_clap.cli import main
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory) -> Path:
+    return write_iemocap_tree(tmp_path_factory.mktemp("iemocap"))
+
+
+def make_manifest(root: Path) -> Path:
+    lines = ["path,emotion,gender,speaker"]
+    for speaker, gender in (("a", "female"), ("b", "male"), ("c", "female"), ("d", "male")):
+        for emotion in ("anger", "sadness", "boredom"):
+            sf.write(root / f"{speaker}-{emotion}.wav", tone(0.2, 300.0), 16000, subtype="PCM_16")
+            lines.append(f"{speaker}-{emotion}.wav,{emotion},{gender},{speaker}")
+    (root / "manifest.csv").write_text("\n".join(lines) + "\n")
+    return root / "manifest.csv"
+
+
+def test_build_iemocap_prints_the_table_and_saves(release, tmp_path, capsys):
+    out = tmp_path / "iemocap-4class"
+    assert main(["build-dataset", "iemocap", str(release), "--output", str(out), "--num-proc", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "iemocap: 197 utterances" in printed
+    assert "emotion  gender  fold 1  fold 2  fold 3  fold 4  fold 5  total" in printed
+    assert "angry    female       4       3       4       4       4     19" in printed
+    assert "total    all         40      39      39      39      40    197" in printed
+    assert "dropped 240 utterances with unmapped labels: fru 40, sur 40, fea 40, dis 40, oth 40, xxx 40" in printed
+    assert "skipped 3 item(s):" in printed and "Ses03M_impro05a.txt:9" in printed
+    assert "  unreadable audio file: 1" in printed
+    dataset = datasets.load_from_disk(str(out))
+    assert len(dataset) == 197 and dataset.info.dataset_name == "iemocap"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["iemocap-4class"]  # cache and staging removed
+
+
+def test_strict_failure_leaves_no_output(release, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit, match=r"error: iemocap: 2 problem\(s\)"):
+        main(["build-dataset", "iemocap", str(release), "--output", str(out), "--strict"])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_manifest_options_and_existing_output(tmp_path, capsys):
+    manifest = make_manifest(tmp_path)
+    out = tmp_path / "built"
+    argv = ["build-dataset", "manifest", str(manifest), "--output", str(out), "--folds", "2"]
+    assert main([*argv, "--label-map", "anger:angry,sadness:sad", "--max-seconds", "0.1"]) == 0
+    dataset = datasets.load_from_disk(str(out))
+    assert dataset.features["emotion"].names == ["angry", "sad"] and len(dataset) == 8
+    assert list(dataset["duration"]) == pytest.approx([0.1] * 8)
+    assert "dropped 4 utterances with unmapped labels: boredom 4" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="output folder already exists"):
+        main(argv)
+    assert main([*argv, "--overwrite", "--label-map", "anger:angry", "--keep-all"]) == 0
+    assert datasets.load_from_disk(str(out)).features["emotion"].names == ["angry", "sadness", "boredom"]
+    with pytest.raises(SystemExit, match="cannot make 5 speaker-independent folds from 4 speakers"):
+        main(["build-dataset", "manifest", str(manifest), "--output", str(tmp_path / "other")])
+
+
+def test_console_script(tmp_path):
+    executable = shutil.which("gemo-clap")
+    if executable is None:
+        pytest.skip("gemo-clap console script not installed (pip install -e .)")
+    manifest = make_manifest(tmp_path)
+    out = tmp_path / "built"
+    result = subprocess.run(
+        [executable, "build-dataset", "manifest", str(manifest), "--output", str(out), "--folds", "4"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "manifest: 12 utterances" in result.stdout
+    assert "Generating train split" in result.stderr  # the progress bar
+    assert len(datasets.load_from_disk(str(out))) == 12
+    failed = subprocess.run(
+        [executable, "build-dataset", "manifest", str(tmp_path / "nope.csv"), "--output", str(tmp_path / "x")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert failed.returncode == 1 and "error: manifest source not found" in failed.stderr
+    assert "Traceback" not in failed.stderr

@@ -1,0 +1,131 @@
+"""Hub model cards for GEmo-CLAP checkpoints, with ``model-index`` evaluation metadata."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+TEMPLATE_NAME = "gemo_clap_model_card.md"
+TASK_TYPE = "zero-shot-audio-classification"
+VARIANTS = {
+    "emo": (
+        "Emo-CLAP",
+        "Emo-CLAP is the emotion-only baseline of Pan et al. (2023): the contrastive targets pair each clip with the"
+        " prompts of its emotion.",
+    ),
+    "sl": (
+        "SL-GEmo-CLAP",
+        "SL-GEmo-CLAP is the soft-label GEmo-CLAP of Pan et al. (2023): the contrastive targets are soft labels that"
+        " combine emotion agreement with gender agreement between clips.",
+    ),
+    "ml": (
+        "ML-GEmo-CLAP",
+        "ML-GEmo-CLAP is the multi-task GEmo-CLAP of Pan et al. (2023): an emotion contrastive loss and a gender"
+        " contrastive loss are trained together on the shared audio encoder.",
+    ),
+}
+# (results key, metric type, metric name, metric config); values are fractions, as returned by the SER metric.
+MODEL_INDEX_METRICS = (
+    ("war", "accuracy", "WAR (weighted average recall)", None),
+    ("uar", "recall", "UAR (unweighted average recall)", "macro"),
+    ("macro_f1", "f1", "Macro-F1", "macro"),
+)
+
+
+def _mean(value: float | dict) -> float:
+    """A score from a metric output (float) or from ``summarize_folds`` (``{"mean": ..., "std": ...}``)."""
+    return value["mean"] if isinstance(value, dict) else value
+
+
+def _percent(value: float | dict) -> str:
+    if isinstance(value, dict):
+        return f"{100 * value['mean']:.2f} ± {100 * value['std']:.2f}"
+    return f"{100 * value:.2f}"
+
+
+def _result_rows(results: dict) -> list[tuple[str, str]]:
+    rows = [(name, _percent(results[key])) for key, _, name, _ in MODEL_INDEX_METRICS if key in results]
+    for gender, scores in results.get("per_gender", {}).items():
+        rows += [(f"{key.upper()} ({gender})", _percent(scores[key])) for key in ("war", "uar") if key in scores]
+    return rows
+
+
+def _hub_model_ids(*names: str) -> list[str]:
+    """The names that look like Hub model ids (not local paths), for the ``base_model`` field."""
+    model_ids = []
+    for name in names:
+        try:
+            validate_repo_id(name)
+        except HFValidationError:
+            continue
+        if "/" in name and not Path(name).exists():
+            model_ids.append(name)
+    return model_ids
+
+
+def render_model_card(
+    *,
+    repo_id: str,
+    variant: str,
+    audio_encoder: str,
+    text_encoder: str,
+    dataset_name: str,
+    protocol: str,
+    label_names: list[str],
+    results: dict | None,
+    training_args: dict | None,
+    license: str = "apache-2.0",
+) -> ModelCard:
+    """Model card of a GEmo-CLAP checkpoint from ``model_cards/gemo_clap_model_card.md``.
+
+    ``variant`` is ``"emo"``, ``"sl"`` or ``"ml"``. ``results`` is either one SER metric output (``{"war": 0.8, ...}``)
+    or a ``summarize_folds`` summary (``{"war": {"mean": 0.8, "std": 0.02}, ...}``); its WAR, UAR and macro-F1 go to
+    the card's ``model-index`` (metric types ``accuracy``, ``recall``/macro, ``f1``/macro) as fractions.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown GEmo-CLAP variant {variant!r}; expected one of {sorted(VARIANTS)}")
+    variant_title, variant_description = VARIANTS[variant]
+    eval_results = [
+        EvalResult(
+            task_type=TASK_TYPE,
+            task_name="Speech Emotion Recognition",
+            dataset_type=dataset_name,
+            dataset_name=dataset_name,
+            dataset_args={"protocol": protocol},
+            metric_type=metric_type,
+            metric_name=metric_name,
+            metric_config=metric_config,
+            metric_value=round(_mean(results[key]), 4),
+        )
+        for key, metric_type, metric_name, metric_config in MODEL_INDEX_METRICS
+        if results and key in results
+    ]
+    card_data = ModelCardData(
+        license=license,
+        library_name="transformers",
+        pipeline_tag=TASK_TYPE,
+        tags=["gemo-clap", variant_title.lower(), "speech-emotion-recognition", "clap", "audio"],
+        base_model=_hub_model_ids(audio_encoder, text_encoder) or None,
+        metrics=[metric_type for _, metric_type, _, _ in MODEL_INDEX_METRICS],
+        model_name=repo_id.split("/")[-1],
+        eval_results=eval_results or None,
+    )
+    template = files("gemo_clap.model_cards").joinpath(TEMPLATE_NAME).read_text(encoding="utf-8")
+    return ModelCard.from_template(
+        card_data,
+        template_str=template,
+        repo_id=repo_id,
+        variant_title=variant_title,
+        variant_description=variant_description,
+        audio_encoder=audio_encoder,
+        text_encoder=text_encoder,
+        dataset_name=dataset_name,
+        protocol=protocol,
+        label_names=list(label_names),
+        result_rows=_result_rows(results) if results else [],
+        training_args=training_args,
+        iemocap="iemocap" in dataset_name.lower(),
+    )
