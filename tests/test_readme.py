@@ -1,0 +1,27 @@
+"""The README's usage snippet runs as written, against a local checkpoint folder instead of a Hub repo id."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import soundfile as sf
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_usage_snippet_runs(tiny_checkpoint, make_clip, tmp_path, capsys):
+    snippet = re.search(r"## Use a trained model\n\n```python\n(.*?)```", README.read_text(), re.S).group(1)
+    wav = tmp_path / "speech.wav"
+    sf.write(wav, make_clip(2.0), 16000)
+    code = snippet.replace("ORG/gemo-clap-sl", str(tiny_checkpoint("wavlm", variant="sl"))).replace(
+        '"speech.wav"', repr(str(wav))
+    )
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    printed = capsys.readouterr().out.strip().splitlines()
+    single, batched = eval(printed[0]), eval(printed[1])
+    assert [entry["label"] for entry in single] and abs(sum(e["score"] for e in single) - 1) < 1e-6
+    assert sorted(e["label"] for e in single) == ["angry", "happy", "neutral", "sad"]
+    assert len(batched) == 2 and {e["label"] for e in batched[0]} == {"angry", "calm"}
+    assert type(namespace["model"]).__name__ == "GEmoClapModel"
