@@ -30,6 +30,7 @@ def kl_contrastive_loss(
     logits_per_audio: torch.Tensor, logits_per_text: torch.Tensor, ground_truth: torch.Tensor, target: str = "softmax"
 ) -> torch.Tensor:
     """Mean of KL(target || softmax(logits)) over the audio->text rows and the text->audio rows (eq. 4-5)."""
+    ground_truth = ground_truth.to(logits_per_audio.dtype)
     audio_loss = F.kl_div(
         logits_per_audio.log_softmax(dim=-1), normalise_target(ground_truth, target), reduction="batchmean"
     )

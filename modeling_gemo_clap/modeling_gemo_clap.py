@@ -130,7 +130,10 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         else:
             audio_model = AutoModel.from_pretrained(audio_encoder)
         text_model = AutoModel.from_pretrained(text_encoder)
+        attention = {"audio_config": audio_model.config._attn_implementation,
+                     "text_config": text_model.config._attn_implementation}
         config = GEmoClapConfig(audio_config=audio_model.config, text_config=text_model.config, **config_kwargs)
+        config._attn_implementation = attention  # building the composite config reset the towers' choice to None
         return cls(config, audio_model=audio_model, text_model=text_model)
 
     # --------------------------------------------------------------------------------------------- freezing

@@ -43,6 +43,16 @@ def check_label_prompts(candidate_labels: list[str], template: str) -> None:
         raise ValueError(f"hypothesis_template must contain a '{{}}' placeholder for the label, got {template!r}")
 
 
+def _in_memory_seconds(item: Any, sampling_rate: int) -> float | None:
+    """Duration of an in-memory clip (array, tensor or audio dict); None for files and anything else."""
+    if isinstance(item, dict):
+        array, rate = item.get("array", item.get("raw")), item.get("sampling_rate") or sampling_rate
+    else:
+        array, rate = item, sampling_rate
+    shape = getattr(array, "shape", None)
+    return max(shape) / rate if shape else None
+
+
 class GEmoClapZeroShotAudioClassificationPipeline(Pipeline):
     """
     `pipeline("zero-shot-audio-classification", model=..., trust_remote_code=True)` for GEmo-CLAP checkpoints.
@@ -62,6 +72,21 @@ class GEmoClapZeroShotAudioClassificationPipeline(Pipeline):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._prompt_embeddings: dict[tuple[tuple[str, ...], str], torch.Tensor] = {}
+
+    def __call__(self, inputs: Any, **kwargs) -> list:
+        """Classify one input or a list. A list of in-memory clips is run in length-sorted batches (length
+        bucketing: little padding per batch) and the results come back in input order."""
+        durations = [_in_memory_seconds(item, self.processor.sampling_rate) for item in inputs] if isinstance(
+            inputs, list
+        ) else []
+        if len(durations) < 2 or None in durations:
+            return super().__call__(inputs, **kwargs)
+        order = sorted(range(len(inputs)), key=lambda index: -durations[index])
+        results = super().__call__([inputs[index] for index in order], **kwargs)
+        ordered = [None] * len(inputs)
+        for position, index in enumerate(order):
+            ordered[index] = results[position]
+        return ordered
 
     def _sanitize_parameters(self, candidate_labels=None, hypothesis_template=None, **kwargs):
         if isinstance(candidate_labels, str):

@@ -1,0 +1,103 @@
+"""GEmoClapConfig: defaults, real sub-configs, serialisation and field validation."""
+
+import math
+
+import pytest
+from transformers import AutoConfig, BertConfig, RobertaConfig, WavLMConfig, WhisperConfig
+
+from gemo_clap.modeling import GEmoClapConfig
+
+TINY_WHISPER = {"model_type": "whisper", "d_model": 64, "encoder_layers": 2, "encoder_attention_heads": 4}
+
+
+def without_path(config_dict: dict) -> dict:
+    """A config dict without `_name_or_path`, which records where it was loaded from."""
+    return {key: value for key, value in config_dict.items() if key != "_name_or_path"}
+
+
+def test_defaults():
+    config = GEmoClapConfig()
+    assert config.model_type == "gemo_clap"
+    assert config.projection_dim == 512
+    assert config.projection_layers == 2
+    assert config.variant == "emo"
+    assert config.target == "softmax"
+    assert config.prompt_template == "The emotion is {}."
+    assert config.gender_prompt_template == "The speaker is {}."
+    assert config.logit_scale_init == pytest.approx(1 / 0.07)
+    assert math.log(config.logit_scale_init) == pytest.approx(2.6592600, abs=1e-6)
+    assert config.logit_scale_max == 100.0
+    assert config.sl_alpha == 0.8 and config.ml_alpha == 0.8
+    assert config.emotion_labels == ["angry", "happy", "sad", "neutral"]
+    assert config.gender_labels == ["female", "male"]
+    assert config.max_audio_seconds == 14.0
+
+
+def test_default_sub_configs_are_real_configs():
+    config = GEmoClapConfig()
+    assert isinstance(config.audio_config, WavLMConfig)
+    assert isinstance(config.text_config, RobertaConfig)
+    assert not config.uses_spectrogram
+
+
+def test_whisper_audio_config_from_dict():
+    config = GEmoClapConfig(audio_config=TINY_WHISPER, text_config={"model_type": "bert", "hidden_size": 32})
+    assert isinstance(config.audio_config, WhisperConfig)
+    assert config.audio_config.d_model == 64 and config.audio_config.encoder_layers == 2
+    assert isinstance(config.text_config, BertConfig) and config.text_config.hidden_size == 32
+    assert config.uses_spectrogram
+
+
+def test_save_load_round_trip(tmp_path):
+    config = GEmoClapConfig(
+        audio_config=TINY_WHISPER,
+        text_config={"model_type": "bert", "hidden_size": 32},
+        projection_dim=48,
+        projection_layers=3,
+        variant="ml",
+        sl_alpha=0.25,
+        ml_alpha=0.6,
+        target="row",
+        emotion_labels=["anger", "boredom", "neutral"],
+        gender_labels=["f", "m"],
+        prompt_template="Sounds {}.",
+        max_audio_seconds=8.0,
+    )
+    config.save_pretrained(tmp_path)
+    for loaded in (GEmoClapConfig.from_pretrained(tmp_path), AutoConfig.from_pretrained(tmp_path)):
+        assert type(loaded) is GEmoClapConfig
+        assert isinstance(loaded.audio_config, WhisperConfig) and isinstance(loaded.text_config, BertConfig)
+        assert without_path(loaded.to_dict()) == without_path(config.to_dict())
+        assert (loaded.variant, loaded.sl_alpha, loaded.ml_alpha, loaded.target) == ("ml", 0.25, 0.6, "row")
+        assert loaded.emotion_labels == ["anger", "boredom", "neutral"]
+        assert loaded.projection_dim == 48 and loaded.max_audio_seconds == 8.0
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"variant": "clip"}, "variant"),
+        ({"target": "hard"}, "target"),
+        ({"sl_alpha": 1.5}, "sl_alpha"),
+        ({"sl_alpha": -0.1}, "sl_alpha"),
+        ({"ml_alpha": 1.01}, "ml_alpha"),
+        ({"ml_alpha": -1.0}, "ml_alpha"),
+        ({"prompt_template": "The emotion is"}, "prompt_template"),
+        ({"gender_prompt_template": "A speaker."}, "gender_prompt_template"),
+        ({"emotion_labels": ["angry", "sad", "angry"]}, "emotion_labels"),
+        ({"emotion_labels": ["angry"]}, "emotion_labels"),
+        ({"gender_labels": ["male", "male"]}, "gender_labels"),
+        ({"max_audio_seconds": 0}, "max_audio_seconds"),
+        ({"audio_config": {"model_type": "bert"}}, "audio_config.model_type"),
+        ({"audio_config": TINY_WHISPER, "max_audio_seconds": 31.0}, "max_audio_seconds"),
+    ],
+)
+def test_invalid_field_raises_value_error_naming_it(kwargs, field):
+    with pytest.raises(ValueError, match=field.replace(".", r"\.")):
+        GEmoClapConfig(**kwargs)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1.0])
+def test_alpha_bounds_are_inclusive(alpha):
+    config = GEmoClapConfig(sl_alpha=alpha, ml_alpha=alpha)
+    assert config.sl_alpha == alpha and config.ml_alpha == alpha
