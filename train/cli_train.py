@@ -43,7 +43,11 @@ def run(args: argparse.Namespace) -> int:
     if not config.dataset:
         print("gemo-clap train: no dataset given (--dataset or `dataset:` in the config)", file=sys.stderr)
         return 2
-    result = train(config, resume=args.resume)
+    try:
+        result = train(config, resume=args.resume)
+    except (ValueError, FileNotFoundError) as error:  # bad dataset, fold or tower: say what, no traceback
+        print(f"gemo-clap train: {error}", file=sys.stderr)
+        return 2
     print(json.dumps({"model": str(result.model_dir), "best_epoch": result.best_epoch,
                       "test_war": result.test_metrics["war"], "test_uar": result.test_metrics["uar"]}))
     return 0

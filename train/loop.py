@@ -146,13 +146,12 @@ def train(config: TrainingConfig, resume: bool = False) -> TrainResult:
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=config.seed),
     )
     set_seed(config.seed)
-    if accelerator.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        config.save(output_dir / "training_config.json")
-
     dataset = load_built_dataset(config.dataset, needs_gender=config.variant != "emo")
     splits = fold_splits(dataset, config.test_fold, config.validation_fraction, config.seed)
     model, processor = _build_model(config)
+    if accelerator.is_main_process:  # only once the inputs are known good: bad input leaves no output behind
+        output_dir.mkdir(parents=True, exist_ok=True)
+        config.save(output_dir / "training_config.json")
     template, gender_template = model.config.prompt_template, model.config.gender_prompt_template
     model.config.emotion_labels = splits.emotion_names
     model.config.gender_labels = splits.gender_names

@@ -1,0 +1,204 @@
+"""Bad input at every public entry point (processor, pipeline, predict, build-dataset, train config): each case
+gets a correct result or a clear error naming the problem, never an internal traceback or partial output files."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from transformers import pipeline
+
+from gemo_clap.cli import main
+from gemo_clap.modeling import GEmoClapConfig
+from gemo_clap.train.config import TrainingConfig
+
+RATE = 16000
+
+
+@pytest.fixture(scope="module")
+def classifier(tiny_checkpoint):
+    return pipeline("zero-shot-audio-classification", model=str(tiny_checkpoint("wavlm")), trust_remote_code=True)
+
+
+def scores(result: list[dict]) -> dict[str, float]:
+    assert abs(sum(entry["score"] for entry in result) - 1) < 1e-5
+    return {entry["label"]: entry["score"] for entry in result}
+
+
+# ------------------------------------------------------------------------------ arrays: clear errors
+@pytest.mark.parametrize(
+    ("audio", "message"),
+    [
+        (np.zeros(0, dtype=np.float32), "audio item 0 is empty"),
+        (np.full(RATE, np.nan, dtype=np.float32), "NaN or infinite"),
+        (np.full(RATE, np.inf, dtype=np.float32), "NaN or infinite"),
+        (np.zeros((2, 3, RATE), dtype=np.float32), "3 dimensions"),
+        (np.zeros((16, RATE), dtype=np.float32), "at most 8 channels"),
+        (np.array(["a", "b"]), "dtype"),
+    ],
+    ids=["empty", "nan", "inf", "3-d", "16-channels", "strings"],
+)
+def test_processor_and_pipeline_reject_bad_arrays(classifier, audio, message):
+    with pytest.raises(ValueError, match=message):
+        classifier.processor(audio=audio, sampling_rate=RATE)
+    with pytest.raises(ValueError, match=message):
+        classifier(audio)
+
+
+# ------------------------------------------------------------------------------ arrays: correct results
+def test_all_zeros_gives_a_distribution(classifier):
+    assert len(scores(classifier(np.zeros(RATE, dtype=np.float32)))) == 4
+
+
+def test_integer_arrays_equal_their_float_version(classifier, make_clip):
+    clip = make_clip(1.5)
+    as_int16 = np.round(clip * 2**15).astype(np.int16)
+    as_int32 = as_int16.astype(np.int32) * 2**16
+    reference = scores(classifier(as_int16.astype(np.float32) / 2**15))
+    for integer in (as_int16, as_int32):
+        result = scores(classifier(integer))
+        assert max(abs(result[k] - reference[k]) for k in reference) < 1e-5
+
+
+def test_stereo_equals_its_mono_mix(classifier, make_clip):
+    left, right = make_clip(1.5, 1), make_clip(1.5, 2)
+    mono = scores(classifier((left + right) / 2))
+    for stereo in (np.stack([left, right]), np.stack([left, right], axis=1), torch.from_numpy(np.stack([left, right]))):
+        result = scores(classifier(stereo))
+        assert max(abs(result[k] - mono[k]) for k in mono) < 1e-5
+
+
+@pytest.mark.parametrize("rate", [8000, 48000])
+def test_other_sampling_rates_are_resampled(classifier, make_clip, rate):
+    clip = make_clip(2.0, 3, sampling_rate=rate)
+    at_16k = classifier.processor.prepare_audio(clip, rate)
+    assert abs(at_16k.size - 2 * RATE) <= 1
+    assert len(scores(classifier({"array": clip, "sampling_rate": rate}))) == 4
+
+
+def test_missing_sampling_rate_warns(classifier, make_clip):
+    with pytest.warns(UserWarning, match="no sampling_rate given"):
+        classifier.processor(audio=make_clip(1.0))
+
+
+def test_one_hour_array_is_cut_to_the_model_maximum_with_a_warning(classifier):
+    hour = np.zeros(3600 * RATE, dtype=np.float32)
+    hour[: 10 * RATE] = 0.1
+    with pytest.warns(UserWarning, match="cut to the model's max_audio_seconds=14"):
+        inputs = classifier.processor(audio=hour, sampling_rate=RATE)
+    assert inputs["input_values"].shape == (1, 14 * RATE)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert len(scores(classifier(hour))) == 4
+
+
+# ------------------------------------------------------------------------------ files
+def test_bad_files_in_the_pipeline(classifier, make_clip, tmp_path):
+    text = tmp_path / "notes.wav"
+    text.write_text("this is not audio")
+    with pytest.raises(ValueError, match="cannot decode .*notes.wav"):
+        classifier(str(text))
+    with pytest.raises(ValueError, match="audio file not found"):
+        classifier(str(tmp_path / "missing.wav"))
+    with pytest.raises(ValueError, match="is a directory"):
+        classifier(str(tmp_path))
+
+
+def test_truncated_wav_gives_a_result_for_the_audio_it_holds(classifier, make_clip, tmp_path):
+    whole = tmp_path / "whole.wav"
+    sf.write(whole, make_clip(2.0), RATE, subtype="PCM_16")
+    truncated = tmp_path / "truncated.wav"
+    truncated.write_bytes(whole.read_bytes()[: 44 + RATE])  # header says 2 s, half a second of data is left
+    try:
+        result = classifier(str(truncated))
+    except ValueError as error:
+        assert "truncated.wav" in str(error)
+    else:
+        assert len(scores(result)) == 4
+
+
+# ------------------------------------------------------------------------------ labels and templates
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"candidate_labels": []}, "candidate_labels is empty"),
+        ({"candidate_labels": ["sad", "happy", "sad"]}, r"duplicates: \['sad'\]"),
+        ({"candidate_labels": ["sad", ""]}, "non-empty strings"),
+        ({"hypothesis_template": "The emotion is"}, "placeholder"),
+    ],
+    ids=["empty-labels", "duplicate-labels", "blank-label", "template-without-braces"],
+)
+def test_bad_labels_and_templates(classifier, make_clip, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        classifier(make_clip(1.0), **kwargs)
+
+
+# ------------------------------------------------------------------------------ configs
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [({"variant": "gemo"}, "variant"), ({"sl_alpha": 1.5}, "sl_alpha"), ({"ml_alpha": -0.1}, "ml_alpha")],
+)
+def test_model_and_training_configs_name_the_bad_field(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        GEmoClapConfig(**kwargs)
+    with pytest.raises(ValueError, match=field):
+        TrainingConfig(**kwargs)
+
+
+def test_typo_in_a_config_file_is_named_with_a_suggestion(tmp_path, capsys):
+    config = tmp_path / "run.yaml"
+    config.write_text("variant: sl\nlearnig_rate: 1.0e-4\n")
+    output = tmp_path / "out"
+    assert main(["train", "--config", str(config), "--dataset", str(tmp_path), "--output-dir", str(output)]) == 2
+    assert "unknown key 'learnig_rate' (did you mean 'learning_rate'?)" in capsys.readouterr().err
+    assert not output.exists()
+
+
+def test_sl_training_on_a_dataset_without_gender_is_refused_without_output(tiny_encoders, tmp_path, capsys):
+    import datasets
+
+    from gemo_clap.processing.builder import dataset_features
+
+    features = dataset_features(["angry", "sad"])
+    audio_feature, features["audio"] = features["audio"], {"bytes": datasets.Value("binary"), "path": datasets.Value("string")}
+    rows = {"id": ["a", "b"], "audio": [{"bytes": b"", "path": None}] * 2, "emotion": [0, 1], "gender": [0, 1],
+            "speaker": ["s1", "s2"], "fold": [1, 2], "duration": [1.0, 1.0]}
+    no_gender = datasets.Dataset.from_dict(rows, features=features).cast_column("audio", audio_feature)
+    no_gender = no_gender.remove_columns("gender")
+    no_gender.save_to_disk(str(tmp_path / "data"))
+    audio, text = tiny_encoders("wavlm")
+    output = tmp_path / "run"
+    code = main(["train", "--dataset", str(tmp_path / "data"), "--output-dir", str(output),
+                 f"audio_encoder={audio}", f"text_encoder={text}", "variant=sl"])
+    assert code == 2
+    assert "lacks column(s) ['gender']" in capsys.readouterr().err
+    assert not output.exists()
+
+
+# ------------------------------------------------------------------------------ build-dataset and predict
+def test_build_dataset_with_a_bad_manifest_leaves_no_output(tmp_path, capsys):
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("path,emotion,speaker\na.wav,angry,s1\n")  # no gender column
+    output = tmp_path / "built"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["build-dataset", "manifest", str(manifest), "--output", str(output)])
+    assert exit_info.value.code not in (0, None)
+    assert "gender" in str(exit_info.value.code) + capsys.readouterr().err
+    assert not output.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["manifest.csv"]
+
+
+def test_predict_reports_each_bad_file_and_still_scores_good_ones(tiny_checkpoint, make_clip, tmp_path, capsys):
+    good = tmp_path / "good.wav"
+    sf.write(good, make_clip(2.0), RATE)
+    text = tmp_path / "text.wav"
+    text.write_text("hello")
+    code = main(["predict", "--model", str(tiny_checkpoint("wavlm")), str(text), str(good), str(tmp_path / "x.flac")])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert captured.out.startswith(f"{good}: ")
+    assert f"{text}: error: not a readable audio file" in captured.err
+    assert "x.flac: error: file not found" in captured.err
