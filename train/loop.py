@@ -15,6 +15,7 @@ import math
 import os
 import shutil
 import signal
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -201,7 +202,7 @@ def train(config: TrainingConfig, resume: bool = False) -> TrainResult:
             unwrapped.audio_model.eval()  # a frozen tower runs without dropout, so its cached outputs are exact
         train_loader.set_epoch(epoch)
         batches = accelerator.skip_first_batches(train_loader, progress.batches_done) if progress.batches_done else train_loader
-        epoch_loss, epoch_batches = 0.0, 0
+        epoch_loss, epoch_batches, epoch_started = 0.0, 0, time.monotonic()
         for batch in batches:
             with accelerator.accumulate(model):
                 if cache is not None:
@@ -226,7 +227,8 @@ def train(config: TrainingConfig, resume: bool = False) -> TrainResult:
                 if config.checkpoint_every_steps and progress.completed_steps % config.checkpoint_every_steps == 0:
                     _save_checkpoint(accelerator, output_dir, progress, config.keep_checkpoints)
 
-        record = {"epoch": epoch, "train_loss": epoch_loss / max(epoch_batches, 1), "lr": scheduler.get_last_lr()[0]}
+        record = {"epoch": epoch, "train_loss": epoch_loss / max(epoch_batches, 1), "lr": scheduler.get_last_lr()[0],
+                  "train_seconds": time.monotonic() - epoch_started}
         if "validation" in eval_loaders:
             outputs = zero_shot_predictions(model, processor, eval_loaders["validation"], accelerator,
                                             splits.emotion_names, template, cache)
