@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from .config import TrainingConfig
@@ -48,8 +49,9 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as error:  # bad dataset, fold or tower: say what, no traceback
         print(f"gemo-clap train: {error}", file=sys.stderr)
         return 2
-    print(json.dumps({"model": str(result.model_dir), "best_epoch": result.best_epoch,
-                      "test_war": result.test_metrics["war"], "test_uar": result.test_metrics["uar"]}))
+    if os.environ.get("RANK", "0") == "0":  # one summary line under `accelerate launch`
+        print(json.dumps({"model": str(result.model_dir), "best_epoch": result.best_epoch,
+                          "test_war": result.test_metrics["war"], "test_uar": result.test_metrics["uar"]}))
     return 0
 
 

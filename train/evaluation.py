@@ -54,8 +54,8 @@ def zero_shot_predictions(
     for batch in dataloader:
         audio_embeds = torch.nn.functional.normalize(model.audio_projection(pooled_audio(model, batch, cache)), dim=-1)
         predictions = (audio_embeds @ text_embeds.T).argmax(dim=-1)
-        gathered = accelerator.gather_for_metrics((predictions, batch["emotion_labels"], batch["gender_labels"]))
-        for name, values in zip(outputs, gathered):
+        columns = [predictions, batch["emotion_labels"]] + ([batch["gender_labels"]] if "gender_labels" in batch else [])
+        for name, values in zip(outputs, accelerator.gather_for_metrics(columns)):
             outputs[name].extend(values.tolist())
     model.train(was_training)
     return outputs
@@ -66,7 +66,7 @@ def score(outputs: dict[str, list[int]], label_names: Sequence[str], gender_name
     return load_ser_metric().compute(
         predictions=outputs["predictions"],
         references=outputs["references"],
-        genders=outputs["genders"],
+        genders=outputs["genders"] or None,
         label_names=list(label_names),
         gender_names=list(gender_names),
     )

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration, set_seed
+from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs, set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
@@ -45,6 +45,7 @@ class TrainingProgress:
 
     epoch: int = 0
     batches_done: int = 0  # batches of `epoch` already consumed
+    epoch_loss: float = 0.0  # summed over those batches
     completed_steps: int = 0
     best_uar: float = -1.0
     best_epoch: int = -1
@@ -145,6 +146,8 @@ def train(config: TrainingConfig, resume: bool = False) -> TrainResult:
         log_with=_trackers(config) or None,
         project_dir=str(output_dir),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=config.seed),
+        # the text tower's pooler (first-token pooling bypasses it) and layer-dropped layers get no gradient
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
     set_seed(config.seed)
     dataset = load_built_dataset(config.dataset, needs_gender=config.variant != "emo")
@@ -160,7 +163,9 @@ def train(config: TrainingConfig, resume: bool = False) -> TrainResult:
         processor, splits.emotion_names, splits.gender_names, template, gender_template,
         with_gender_prompts=config.variant == "ml",
     )
-    train_loader = DataLoader(splits.train, batch_size=config.batch_size, shuffle=True, collate_fn=collator)
+    # its own generator: iterator seeds never draw from the global RNG, so a resumed run keeps the dropout masks
+    train_loader = DataLoader(splits.train, batch_size=config.batch_size, shuffle=True, collate_fn=collator,
+                              generator=torch.Generator().manual_seed(config.seed))
     eval_loaders = {
         name: DataLoader(split, batch_size=config.eval_batch_size, collate_fn=collator)
         for name, split in (("validation", splits.validation), ("test", splits.test))
@@ -202,7 +207,7 @@ def train(config: TrainingConfig, resume: bool = False) -> TrainResult:
             unwrapped.audio_model.eval()  # a frozen tower runs without dropout, so its cached outputs are exact
         train_loader.set_epoch(epoch)
         batches = accelerator.skip_first_batches(train_loader, progress.batches_done) if progress.batches_done else train_loader
-        epoch_loss, epoch_batches, epoch_started = 0.0, 0, time.monotonic()
+        epoch_started = time.monotonic()
         for batch in batches:
             with accelerator.accumulate(model):
                 if cache is not None:
@@ -218,8 +223,7 @@ def train(config: TrainingConfig, resume: bool = False) -> TrainResult:
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad()
-            epoch_loss += loss.item()
-            epoch_batches += 1
+            progress.epoch_loss += loss.item()
             progress.batches_done += 1
             if accelerator.sync_gradients:
                 progress.completed_steps += 1
@@ -227,7 +231,7 @@ def train(config: TrainingConfig, resume: bool = False) -> TrainResult:
                 if config.checkpoint_every_steps and progress.completed_steps % config.checkpoint_every_steps == 0:
                     _save_checkpoint(accelerator, output_dir, progress, config.keep_checkpoints)
 
-        record = {"epoch": epoch, "train_loss": epoch_loss / max(epoch_batches, 1), "lr": scheduler.get_last_lr()[0],
+        record = {"epoch": epoch, "train_loss": progress.epoch_loss / max(progress.batches_done, 1), "lr": scheduler.get_last_lr()[0],
                   "train_seconds": time.monotonic() - epoch_started}
         if "validation" in eval_loaders:
             outputs = zero_shot_predictions(model, processor, eval_loaders["validation"], accelerator,
@@ -242,7 +246,7 @@ def train(config: TrainingConfig, resume: bool = False) -> TrainResult:
             progress.best_uar, progress.best_epoch = record.get("validation_uar", epoch), epoch
             if accelerator.is_main_process:
                 _atomic_replace(lambda folder: _save_model(unwrapped, processor, folder), model_dir)
-        progress.epoch, progress.batches_done = epoch + 1, 0
+        progress.epoch, progress.batches_done, progress.epoch_loss = epoch + 1, 0, 0.0
         _save_checkpoint(accelerator, output_dir, progress, config.keep_checkpoints)
         if cache is not None and accelerator.is_main_process:
             cache.save()
@@ -257,6 +261,8 @@ def train(config: TrainingConfig, resume: bool = False) -> TrainResult:
     accelerator.log({"test_war": test_metrics["war"], "test_uar": test_metrics["uar"]})
     if accelerator.is_main_process:
         (output_dir / "test_results.json").write_text(json.dumps(test_metrics, indent=2))
+        if cache is not None:
+            cache.save()
     accelerator.end_training()
     return TrainResult(output_dir, model_dir, test_metrics, progress.best_epoch, progress.history)
 

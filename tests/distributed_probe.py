@@ -1,0 +1,73 @@
+"""`gemo-clap train` under `accelerate launch`, recording on every rank what the training loop does not report:
+the example ids the rank's data loaders collated and a digest of the rank's own model weights at every checkpoint.
+Each rank writes `<output_dir>/probe-rank<R>.json`; tests/test_distributed.py reads them.
+
+    ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 tests/distributed_probe.py \
+        --dataset DIR --test-fold 1 --output-dir OUT key=value ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+from accelerate import PartialState
+from torch import nn
+
+import gemo_clap.train.loop as loop
+from gemo_clap.train import cli_train
+
+
+def weights_digest(model: nn.Module) -> str:
+    """SHA-256 of a model's parameter and buffer names and values."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    cli_train.add_arguments(parser)
+    args = parser.parse_args()
+    collated: list[str] = []  # ids collated on this rank since the previous checkpoint
+    checkpoints: list[dict] = []
+    models: list[nn.Module] = []
+
+    class RecordingCollator(loop.GEmoClapCollator):
+        def __call__(self, examples):
+            collated.extend(example["id"] for example in examples)
+            return super().__call__(examples)
+
+    build_model_and_processor, save_checkpoint = loop.build_model_and_processor, loop._save_checkpoint
+
+    def recording_build(*build_args, **build_kwargs):
+        model, processor = build_model_and_processor(*build_args, **build_kwargs)
+        models.append(model)
+        return model, processor
+
+    def recording_save(accelerator, output_dir, progress, keep):
+        checkpoints.append({"step": progress.completed_steps, "epoch": progress.epoch, "collated": list(collated),
+                            "weights": weights_digest(models[0])})
+        collated.clear()
+        save_checkpoint(accelerator, output_dir, progress, keep)
+
+    loop.GEmoClapCollator, loop.build_model_and_processor, loop._save_checkpoint = (
+        RecordingCollator, recording_build, recording_save
+    )
+    code = cli_train.run(args)
+    state = PartialState()
+    record = {
+        "rank": state.process_index, "num_processes": state.num_processes, "backend": state.backend,
+        "checkpoints": checkpoints, "after_training": {"weights": weights_digest(models[0])},
+    }
+    (Path(args.output_dir) / f"probe-rank{state.process_index}.json").write_text(json.dumps(record, indent=1))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Two training processes on CPU (gloo), launched the way the docs say:
+
+    ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no \
+        --dynamo_backend no -m gemo_clap.train.cli_train ...
+
+(`accelerate launch --cpu --num_processes 2` would silently start ONE process.) The launched script is
+tests/distributed_probe.py, which runs `gemo-clap train` while recording on each rank the examples it collated and
+a digest of its own weights at every checkpoint: the ranks must train on disjoint halves of every epoch, hold the
+same weights at every checkpoint, and the test metrics must count every test clip exactly once."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from distributed_probe import weights_digest
+from test_training import build_tiny_dataset, tiny_overrides
+
+from gemo_clap.modeling import GEmoClapModel
+from gemo_clap.train.data import fold_splits, load_built_dataset
+
+PROBE = Path(__file__).resolve().parent / "distributed_probe.py"
+LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+          "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0"]
+
+
+def test_two_cpu_processes_train_on_disjoint_shards_and_keep_identical_weights(tiny_encoders, tmp_path):
+    dataset_dir = build_tiny_dataset(tmp_path / "data")
+    output_dir = tmp_path / "run"
+    # 12 training clips in batches of 2: 3 batches per rank and epoch; 16 test clips in batches of 3 (uneven shards)
+    overrides = tiny_overrides(tiny_encoders("wavlm"), dataset_dir, output_dir, batch_size=2, eval_batch_size=3)
+    env = os.environ | {"ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1",
+                        "HF_HOME": str(tmp_path / "hf-home")}  # no user accelerate config file
+    run = subprocess.run([*LAUNCH, str(PROBE), "--output-dir", str(output_dir), *overrides],
+                         env=env, capture_output=True, text=True, timeout=600)
+    errors = list(dict.fromkeys(line for line in run.stderr.splitlines() if "Error" in line))
+    assert run.returncode == 0, "\n".join(errors[:8]) or run.stderr[-3000:]
+
+    ranks = [json.loads((output_dir / f"probe-rank{rank}.json").read_text()) for rank in (0, 1)]
+    identities = [(probe["rank"], probe["num_processes"], probe["backend"]) for probe in ranks]
+    assert identities == [(0, 2, "gloo"), (1, 2, "gloo")]
+    assert [[checkpoint["step"] for checkpoint in probe["checkpoints"]] for probe in ranks] == [[3, 6], [3, 6]]
+
+    splits = fold_splits(load_built_dataset(dataset_dir), 1, 0.25, 0)
+    train_ids = set(splits.train["id"])
+    shards = [[[name for name in checkpoint["collated"] if name in train_ids] for checkpoint in probe["checkpoints"]]
+              for probe in ranks]  # shards[rank][epoch]: the training clips that rank saw in that epoch
+    for epoch in (0, 1):
+        first, second = shards[0][epoch], shards[1][epoch]
+        assert len(first) == len(second) == 6
+        assert set(first).isdisjoint(second) and set(first) | set(second) == train_ids
+    assert set(shards[0][0]) != set(shards[0][1])  # reshuffled every epoch
+
+    weights = [[checkpoint["weights"] for checkpoint in probe["checkpoints"]] for probe in ranks]
+    assert weights[0] == weights[1]  # identical weights on both ranks after every epoch
+    assert weights[0][0] != weights[0][1]  # ... which did train
+    summary = json.loads(next(line for line in run.stdout.splitlines() if line.startswith('{"model"')))
+    best = weights[0][summary["best_epoch"]]
+    assert weights_digest(GEmoClapModel.from_pretrained(output_dir / "model")) == best
+    assert [probe["after_training"]["weights"] for probe in ranks] == [best, best]  # both end on the saved best
+
+    results = json.loads((output_dir / "test_results.json").read_text())
+    assert sum(map(sum, results["confusion_matrix"])) == len(splits.test) == 16  # gathered without the padding
+    assert {"random_states_0.pkl", "random_states_1.pkl"} <= {
+        path.name for path in (output_dir / "checkpoints" / "step_00000006").iterdir()
+    }
