@@ -38,9 +38,18 @@ def main() -> None:
         times = {}
         for cached in (False, True):
             config = TrainingConfig(
-                audio_encoder=str(audio), text_encoder=str(text), dataset=str(dataset_dir), freeze="audio",
-                cache_audio_features=cached, num_epochs=args.epochs, warmup_epochs=0, learning_rate=1e-4,
-                batch_size=16, output_dir=str(tmp / f"run-{cached}"), report_to=[], seed=0,
+                audio_encoder=str(audio),
+                text_encoder=str(text),
+                dataset=str(dataset_dir),
+                freeze="audio",
+                cache_audio_features=cached,
+                num_epochs=args.epochs,
+                warmup_epochs=0,
+                learning_rate=1e-4,
+                batch_size=16,
+                output_dir=str(tmp / f"run-{cached}"),
+                report_to=[],
+                seed=0,
             )
             times[cached] = [record["train_seconds"] for record in train(config).history]
         print(f"{what}: {len(dataset)} utterances, {args.epochs} epochs, training time per epoch (s)")

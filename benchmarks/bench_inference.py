@@ -100,23 +100,28 @@ def main() -> None:
             with torch.no_grad():
                 inputs = classifier.processor(audio=batch, sampling_rate=RATE)
                 classifier.model.get_audio_pooled_output(
-                    input_features=inputs.get("input_features"), input_values=inputs.get("input_values"),
+                    input_features=inputs.get("input_features"),
+                    input_values=inputs.get("input_values"),
                     audio_attention_mask=inputs["audio_attention_mask"],
                 )
 
         pipe_time = best_of(lambda: classifier(batch, batch_size=8))
         bare_time = best_of(bare)
-        print(f"1. pipeline throughput / bare audio tower (8 x 4 s): {bare_time / pipe_time:.3f} "
-              f"(pipeline {pipe_time * 1000:.0f} ms, bare {bare_time * 1000:.0f} ms); text-tower calls over "
-              f"{4} pipeline calls with one label set: {len(text_calls)}")
+        print(
+            f"1. pipeline throughput / bare audio tower (8 x 4 s): {bare_time / pipe_time:.3f} "
+            f"(pipeline {pipe_time * 1000:.0f} ms, bare {bare_time * 1000:.0f} ms); text-tower calls over "
+            f"{4} pipeline calls with one label set: {len(text_calls)}"
+        )
 
         # 2. 32 mixed-length clips: bucketed batches vs one at a time
         rng = np.random.default_rng(0)
         clips = [clip(float(seconds), index) for index, seconds in enumerate(rng.uniform(1, 14, 32))]
         batched = best_of(lambda: classifier(clips, batch_size=8), repeats=2)
         single = best_of(lambda: [classifier(c) for c in clips], repeats=2)
-        print(f"2. 32 clips 1-14 s: one at a time / batched+bucketed = {single / batched:.2f}x "
-              f"(single {single:.2f} s, batched {batched:.2f} s)")
+        print(
+            f"2. 32 clips 1-14 s: one at a time / batched+bucketed = {single / batched:.2f}x "
+            f"(single {single:.2f} s, batched {batched:.2f} s)"
+        )
 
         # 3. whisper: 4 s short path vs 30 s padding
         if model.config.uses_spectrogram:
@@ -125,18 +130,26 @@ def main() -> None:
             padded = torch.from_numpy(extractor(four, sampling_rate=RATE, return_tensors="np")["input_features"])
             inputs = processor(audio=four, sampling_rate=RATE)
             with torch.no_grad():
-                short_time = best_of(lambda: model.get_audio_pooled_output(
-                    input_features=inputs["input_features"], audio_attention_mask=inputs["audio_attention_mask"]), 5)
+                short_time = best_of(
+                    lambda: model.get_audio_pooled_output(
+                        input_features=inputs["input_features"], audio_attention_mask=inputs["audio_attention_mask"]
+                    ),
+                    5,
+                )
                 full_time = best_of(lambda: model.audio_model(padded), 5)
-            print(f"3. whisper encoder, 4 s clip: short path / padded to 30 s = {short_time / full_time:.3f} "
-                  f"({short_time * 1000:.1f} ms vs {full_time * 1000:.1f} ms; {inputs['input_features'].shape[-1]} "
-                  f"vs {padded.shape[-1]} mel frames)")
+            print(
+                f"3. whisper encoder, 4 s clip: short path / padded to 30 s = {short_time / full_time:.3f} "
+                f"({short_time * 1000:.1f} ms vs {full_time * 1000:.1f} ms; {inputs['input_features'].shape[-1]} "
+                f"vs {padded.shape[-1]} mel frames)"
+            )
 
         # 4. memory of predict on long files
         minutes = (10, 20) if args.quick else (10, 60)
         peaks = [peak_rss_of_predict(model_dir, m, workdir) for m in minutes]
-        print(f"4. predict peak RSS: {minutes[0]} min {peaks[0]:.0f} MiB, {minutes[1]} min {peaks[1]:.0f} MiB "
-              f"(ratio {peaks[1] / peaks[0]:.2f})")
+        print(
+            f"4. predict peak RSS: {minutes[0]} min {peaks[0]:.0f} MiB, {minutes[1]} min {peaks[1]:.0f} MiB "
+            f"(ratio {peaks[1] / peaks[0]:.2f})"
+        )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,9 @@ CHANCE_NOTE = "chance level is {:.1f}% for {} balanced classes"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-dir", default="gemo-clap-demo", help="where the dataset, model and results go")
-    parser.add_argument("--audio-encoder", help="audio tower (hub id or folder); default: a small random Whisper-style encoder")
+    parser.add_argument(
+        "--audio-encoder", help="audio tower (hub id or folder); default: a small random Whisper-style encoder"
+    )
     parser.add_argument("--text-encoder", help="text tower (hub id or folder); default: a small random BERT")
     parser.add_argument("--dataset", help="a dataset built by `gemo-clap build-dataset`; default: synthetic")
     parser.add_argument("--variant", default="sl", choices=("emo", "sl", "ml"))
@@ -50,7 +52,10 @@ def run(args: argparse.Namespace) -> int:
             _stage(f"generated a synthetic corpus: {manifest}", started)
             dataset, report = build_corpus("manifest", manifest, num_folds=4, cache_dir=Path(corpus_dir) / "cache")
             dataset_dir = save_dataset(dataset, output / "dataset", overwrite=True)
-        _stage(f"built it like a real corpus: {len(dataset)} utterances, 4 speaker-independent folds -> {dataset_dir}", started)
+        _stage(
+            f"built it like a real corpus: {len(dataset)} utterances, 4 speaker-independent folds -> {dataset_dir}",
+            started,
+        )
     else:
         dataset_dir = Path(args.dataset)
     audio_encoder, text_encoder = args.audio_encoder, args.text_encoder
@@ -60,17 +65,31 @@ def run(args: argparse.Namespace) -> int:
         _stage("made small randomly initialised towers (no download)", started)
 
     config = TrainingConfig(
-        audio_encoder=str(audio_encoder), text_encoder=str(text_encoder), variant=args.variant,
-        dataset=str(dataset_dir), test_fold=args.test_fold, output_dir=str(output / "run"),
-        num_epochs=args.epochs, warmup_epochs=1, learning_rate=1e-3 if synthetic else 1e-5,
+        audio_encoder=str(audio_encoder),
+        text_encoder=str(text_encoder),
+        variant=args.variant,
+        dataset=str(dataset_dir),
+        test_fold=args.test_fold,
+        output_dir=str(output / "run"),
+        num_epochs=args.epochs,
+        warmup_epochs=1,
+        learning_rate=1e-3 if synthetic else 1e-5,
         # Small batches: more optimiser steps per epoch move the random towers out of their nearly collapsed start.
         batch_size=8 if synthetic else 16,
-        projection_dim=64, validation_fraction=0.15, seed=args.seed, report_to=[],
+        projection_dim=64,
+        validation_fraction=0.15,
+        seed=args.seed,
+        report_to=[],
     )
-    _stage(f"training {args.variant.upper()}-GEmo-CLAP, test fold {args.test_fold} (speakers never seen in training)", started)
+    _stage(
+        f"training {args.variant.upper()}-GEmo-CLAP, test fold {args.test_fold} (speakers never seen in training)",
+        started,
+    )
     result = train(config)
     metrics = result.test_metrics
-    _stage(f"saved the best epoch ({result.best_epoch}) with safetensors and remote code -> {result.model_dir}", started)
+    _stage(
+        f"saved the best epoch ({result.best_epoch}) with safetensors and remote code -> {result.model_dir}", started
+    )
 
     _classify_with_pipeline(result.model_dir, dataset_dir, args.test_fold, started)
     names = list(metrics["per_class_recall"])
@@ -101,4 +120,6 @@ def _classify_with_pipeline(model_dir: Path, dataset_dir: Path, test_fold: int, 
     rows = [test[i] for i in range(0, len(test), max(1, len(test) // 6))][:6]
     predictions = classifier([decode_example_audio(row["audio"]) for row in rows], batch_size=len(rows))
     for row, scores in zip(rows, predictions):
-        print(f"  {row['id']:<24} true {names[row['emotion']]:<8} predicted {scores[0]['label']:<8} ({scores[0]['score']:.2f})")
+        print(
+            f"  {row['id']:<24} true {names[row['emotion']]:<8} predicted {scores[0]['label']:<8} ({scores[0]['score']:.2f})"
+        )

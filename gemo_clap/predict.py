@@ -42,8 +42,16 @@ def windows(path: str, sampling_rate: int, seconds: float) -> Iterator[tuple[flo
             start += len(frames)
 
 
-def predict_file(classifier, path: str, labels: list[str], template: str, segment_seconds: float,
-                 batch_size: int, gender_labels: list[str] | None, gender_template: str) -> dict:
+def predict_file(
+    classifier,
+    path: str,
+    labels: list[str],
+    template: str,
+    segment_seconds: float,
+    batch_size: int,
+    gender_labels: list[str] | None,
+    gender_template: str,
+) -> dict:
     """Timeline and duration-weighted overall scores of one file (and gender when `gender_labels` is given)."""
     import soundfile as sf
 
@@ -64,17 +72,26 @@ def predict_file(classifier, path: str, labels: list[str], template: str, segmen
         clips = [clip for _, _, clip in batch]
         emotion_scores = classifier(clips, candidate_labels=labels, hypothesis_template=template, batch_size=len(clips))
         gender_scores = (
-            classifier(clips, candidate_labels=gender_labels, hypothesis_template=gender_template, batch_size=len(clips))
-            if gender_labels else [None] * len(clips)
+            classifier(
+                clips, candidate_labels=gender_labels, hypothesis_template=gender_template, batch_size=len(clips)
+            )
+            if gender_labels
+            else [None] * len(clips)
         )
         for (start, end, _), emotion, gender in zip(batch, emotion_scores, gender_scores):
             weight = end - start
             seconds += weight
             totals[:] += weight * np.array([{e["label"]: e["score"] for e in emotion}[label] for label in labels])
-            entry = {"start": round(start, 3), "end": round(end, 3), "label": emotion[0]["label"],
-                     "score": emotion[0]["score"]}
+            entry = {
+                "start": round(start, 3),
+                "end": round(end, 3),
+                "label": emotion[0]["label"],
+                "score": emotion[0]["score"],
+            }
             if gender is not None:
-                gender_totals[:] += weight * np.array([{g["label"]: g["score"] for g in gender}[x] for x in gender_labels])
+                gender_totals[:] += weight * np.array(
+                    [{g["label"]: g["score"] for g in gender}[x] for x in gender_labels]
+                )
                 entry["gender"] = gender[0]["label"]
             timeline.append(entry)
         batch.clear()
@@ -87,8 +104,10 @@ def predict_file(classifier, path: str, labels: list[str], template: str, segmen
         flush()
     if seconds == 0:
         raise ValueError("the file holds no audio")
-    overall = sorted(({"label": label, "score": float(s / seconds)} for label, s in zip(labels, totals)),
-                     key=lambda entry: -entry["score"])
+    overall = sorted(
+        ({"label": label, "score": float(s / seconds)} for label, s in zip(labels, totals)),
+        key=lambda entry: -entry["score"],
+    )
     result = {"file": path, "duration": round(seconds, 3), "scores": overall, "timeline": timeline}
     if gender_labels:
         result["gender"] = max(zip(gender_totals, gender_labels))[1]
@@ -116,8 +135,16 @@ def run(args: argparse.Namespace) -> int:
     failures = 0
     for path in args.files:
         try:
-            result = predict_file(classifier, path, labels, template, segment, args.batch_size, gender_labels,
-                                  config.gender_prompt_template)
+            result = predict_file(
+                classifier,
+                path,
+                labels,
+                template,
+                segment,
+                args.batch_size,
+                gender_labels,
+                config.gender_prompt_template,
+            )
         except ValueError as error:
             failures += 1
             print(f"{path}: error: {error}", file=sys.stderr)
@@ -127,6 +154,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             best = result["scores"][0]
             gender = f"  gender {result['gender']}" if "gender" in result else ""
-            print(f"{path}: {best['label']} ({best['score']:.2f}){gender}  [{result['duration']:.1f} s, "
-                  f"{len(result['timeline'])} window(s)]")
+            print(
+                f"{path}: {best['label']} ({best['score']:.2f}){gender}  [{result['duration']:.1f} s, "
+                f"{len(result['timeline'])} window(s)]"
+            )
     return 1 if failures == len(args.files) else 0

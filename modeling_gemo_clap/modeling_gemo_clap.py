@@ -16,6 +16,7 @@ from transformers.utils import ModelOutput
 
 from .configuration_gemo_clap import GEmoClapConfig
 from .loss_gemo_clap import emo_clap_loss, ml_gemo_clap_loss, sl_gemo_clap_loss
+
 # The pipeline is imported so that `save_pretrained` ships its file with the checkpoint's remote code.
 from .pipeline_gemo_clap import PIPELINE_TASK, GEmoClapZeroShotAudioClassificationPipeline
 
@@ -130,8 +131,10 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         else:
             audio_model = AutoModel.from_pretrained(audio_encoder)
         text_model = AutoModel.from_pretrained(text_encoder)
-        attention = {"audio_config": audio_model.config._attn_implementation,
-                     "text_config": text_model.config._attn_implementation}
+        attention = {
+            "audio_config": audio_model.config._attn_implementation,
+            "text_config": text_model.config._attn_implementation,
+        }
         config = GEmoClapConfig(audio_config=audio_model.config, text_config=text_model.config, **config_kwargs)
         config._attn_implementation = attention  # building the composite config reset the towers' choice to None
         return cls(config, audio_model=audio_model, text_model=text_model)
@@ -160,7 +163,9 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
             layer.requires_grad_(False)
 
     # ------------------------------------------------------------------------------------------------ audio
-    def _check_audio_inputs(self, input_values: torch.Tensor | None, input_features: torch.Tensor | None) -> torch.Tensor:
+    def _check_audio_inputs(
+        self, input_values: torch.Tensor | None, input_features: torch.Tensor | None
+    ) -> torch.Tensor:
         name, expected_ndim = ("input_features", 3) if self.config.uses_spectrogram else ("input_values", 2)
         tensor = input_features if self.config.uses_spectrogram else input_values
         if tensor is None:
@@ -169,7 +174,9 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
             raise ValueError(f"`{name}` must have {expected_ndim} dimensions, got shape {tuple(tensor.shape)}")
         return tensor
 
-    def _whisper_hidden_states(self, input_features: torch.Tensor, mel_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _whisper_hidden_states(
+        self, input_features: torch.Tensor, mel_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Whisper encoder on inputs up to `max_audio_seconds`: the positional table is sliced to the input length
         and padded frames are masked out of attention, so a short clip is neither padded to 30 s nor changed by
         the padding of a batch."""
@@ -234,7 +241,9 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         ceiling = math.log(self.config.logit_scale_max)
         return self.logit_scale_a.clamp(max=ceiling).exp(), self.logit_scale_t.clamp(max=ceiling).exp()
 
-    def similarity_logits(self, audio_embeds: torch.Tensor, text_embeds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def similarity_logits(
+        self, audio_embeds: torch.Tensor, text_embeds: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(audio->text, text->audio) logits of normalised embeddings, each scaled by its own temperature."""
         scale_a, scale_t = self.logit_scales()
         cosine = audio_embeds @ text_embeds.T
@@ -324,7 +333,9 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
             return sl_gemo_clap_loss(*emotion_logits, emotion_labels, gender_labels, self.config.sl_alpha, target)
         if gender_logits[0] is None:
             raise ValueError("variant 'ml' needs gender_input_ids (one gender prompt per audio)")
-        return ml_gemo_clap_loss(emotion_logits, gender_logits, emotion_labels, gender_labels, self.config.ml_alpha, target)
+        return ml_gemo_clap_loss(
+            emotion_logits, gender_logits, emotion_labels, gender_labels, self.config.ml_alpha, target
+        )
 
 
 __all__ = ["GEmoClapModel", "GEmoClapOutput", "GEmoClapPreTrainedModel"]

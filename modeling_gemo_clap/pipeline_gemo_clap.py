@@ -76,9 +76,11 @@ class GEmoClapZeroShotAudioClassificationPipeline(Pipeline):
     def __call__(self, inputs: Any, **kwargs) -> list:
         """Classify one input or a list. A list of in-memory clips is run in length-sorted batches (length
         bucketing: little padding per batch) and the results come back in input order."""
-        durations = [_in_memory_seconds(item, self.processor.sampling_rate) for item in inputs] if isinstance(
-            inputs, list
-        ) else []
+        durations = (
+            [_in_memory_seconds(item, self.processor.sampling_rate) for item in inputs]
+            if isinstance(inputs, list)
+            else []
+        )
         if len(durations) < 2 or None in durations:
             return super().__call__(inputs, **kwargs)
         order = sorted(range(len(inputs)), key=lambda index: -durations[index])

@@ -52,7 +52,9 @@ def to_mono_float(audio: Any, index: int = 0) -> np.ndarray:
             )
         audio = audio.mean(axis=channel_axis)
     elif audio.ndim != 1:
-        raise ValueError(f"{where} has {audio.ndim} dimensions (shape {audio.shape}); expected 1-D mono or 2-D multi-channel")
+        raise ValueError(
+            f"{where} has {audio.ndim} dimensions (shape {audio.shape}); expected 1-D mono or 2-D multi-channel"
+        )
     if audio.size == 0:
         raise ValueError(f"{where} is empty (0 samples)")
     if not np.isfinite(audio).all():
@@ -83,7 +85,9 @@ class GEmoClapProcessor(ProcessorMixin):
     def from_encoders(cls, audio_encoder, text_encoder, max_audio_seconds: float | None = None) -> GEmoClapProcessor:
         """The feature extractor of `audio_encoder` and the tokenizer of `text_encoder` (hub ids or folders)."""
         return cls(
-            AutoFeatureExtractor.from_pretrained(audio_encoder), AutoTokenizer.from_pretrained(text_encoder), max_audio_seconds
+            AutoFeatureExtractor.from_pretrained(audio_encoder),
+            AutoTokenizer.from_pretrained(text_encoder),
+            max_audio_seconds,
         )
 
     @property

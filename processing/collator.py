@@ -49,7 +49,10 @@ class GEmoClapCollator:
             if self.with_gender_prompts:
                 prompts = [self.gender_prompt_template.format(self.gender_names[label]) for label in genders]
                 tokens = self.processor(text=prompts)
-                batch["gender_input_ids"], batch["gender_attention_mask"] = tokens["input_ids"], tokens["attention_mask"]
+                batch["gender_input_ids"], batch["gender_attention_mask"] = (
+                    tokens["input_ids"],
+                    tokens["attention_mask"],
+                )
         batch["keys"] = [example_key(example) for example in examples]
         return batch
 

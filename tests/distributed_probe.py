@@ -51,19 +51,30 @@ def main() -> int:
         return model, processor
 
     def recording_save(accelerator, output_dir, progress, keep):
-        checkpoints.append({"step": progress.completed_steps, "epoch": progress.epoch, "collated": list(collated),
-                            "weights": weights_digest(models[0])})
+        checkpoints.append(
+            {
+                "step": progress.completed_steps,
+                "epoch": progress.epoch,
+                "collated": list(collated),
+                "weights": weights_digest(models[0]),
+            }
+        )
         collated.clear()
         save_checkpoint(accelerator, output_dir, progress, keep)
 
     loop.GEmoClapCollator, loop.build_model_and_processor, loop._save_checkpoint = (
-        RecordingCollator, recording_build, recording_save
+        RecordingCollator,
+        recording_build,
+        recording_save,
     )
     code = cli_train.run(args)
     state = PartialState()
     record = {
-        "rank": state.process_index, "num_processes": state.num_processes, "backend": state.backend,
-        "checkpoints": checkpoints, "after_training": {"weights": weights_digest(models[0])},
+        "rank": state.process_index,
+        "num_processes": state.num_processes,
+        "backend": state.backend,
+        "checkpoints": checkpoints,
+        "after_training": {"weights": weights_digest(models[0])},
     }
     (Path(args.output_dir) / f"probe-rank{state.process_index}.json").write_text(json.dumps(record, indent=1))
     return code

@@ -251,8 +251,9 @@ class MockHub:
             if path in repo.lfs_paths:
                 entry["lfs"] = {"oid": hashlib.sha256(content).hexdigest(), "size": len(content), "pointerSize": 134}
             entries.append(entry)
-        entries += [{"type": "directory", "path": folder, "oid": _git_blob_sha1(folder.encode())}
-                    for folder in sorted(folders)]
+        entries += [
+            {"type": "directory", "path": folder, "oid": _git_blob_sha1(folder.encode())} for folder in sorted(folders)
+        ]
         return httpx2.Response(200, json=entries)
 
     def _preupload(self, request: httpx2.Request, type: str, repo_id: str, revision: str) -> httpx2.Response:

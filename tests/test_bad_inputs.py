@@ -163,16 +163,36 @@ def test_sl_training_on_a_dataset_without_gender_is_refused_without_output(tiny_
     from gemo_clap.processing.builder import dataset_features
 
     features = dataset_features(["angry", "sad"])
-    audio_feature, features["audio"] = features["audio"], {"bytes": datasets.Value("binary"), "path": datasets.Value("string")}
-    rows = {"id": ["a", "b"], "audio": [{"bytes": b"", "path": None}] * 2, "emotion": [0, 1], "gender": [0, 1],
-            "speaker": ["s1", "s2"], "fold": [1, 2], "duration": [1.0, 1.0]}
+    audio_feature, features["audio"] = (
+        features["audio"],
+        {"bytes": datasets.Value("binary"), "path": datasets.Value("string")},
+    )
+    rows = {
+        "id": ["a", "b"],
+        "audio": [{"bytes": b"", "path": None}] * 2,
+        "emotion": [0, 1],
+        "gender": [0, 1],
+        "speaker": ["s1", "s2"],
+        "fold": [1, 2],
+        "duration": [1.0, 1.0],
+    }
     no_gender = datasets.Dataset.from_dict(rows, features=features).cast_column("audio", audio_feature)
     no_gender = no_gender.remove_columns("gender")
     no_gender.save_to_disk(str(tmp_path / "data"))
     audio, text = tiny_encoders("wavlm")
     output = tmp_path / "run"
-    code = main(["train", "--dataset", str(tmp_path / "data"), "--output-dir", str(output),
-                 f"audio_encoder={audio}", f"text_encoder={text}", "variant=sl"])
+    code = main(
+        [
+            "train",
+            "--dataset",
+            str(tmp_path / "data"),
+            "--output-dir",
+            str(output),
+            f"audio_encoder={audio}",
+            f"text_encoder={text}",
+            "variant=sl",
+        ]
+    )
     assert code == 2
     assert "lacks column(s) ['gender']" in capsys.readouterr().err
     assert not output.exists()

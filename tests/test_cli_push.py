@@ -17,19 +17,33 @@ def test_push_commits_weights_code_processor_and_card(mock_hub, tiny_checkpoint,
         json.dumps({"audio_encoder": "microsoft/wavlm-large", "text_encoder": "roberta-base"})
     )
     results = tmp_path / "test_results.json"
-    results.write_text(json.dumps({"fold": 1, "war": 0.7, "uar": 0.65, "macro_f1": 0.6,
-                                   "per_class_recall": {}, "confusion_matrix": [[1]]}))
+    results.write_text(
+        json.dumps(
+            {"fold": 1, "war": 0.7, "uar": 0.65, "macro_f1": 0.6, "per_class_recall": {}, "confusion_matrix": [[1]]}
+        )
+    )
 
-    code = main(["push", "--model", str(folder), "--repo-id", "org/gemo-clap-sl", "--private",
-                 "--results", str(results)])
+    code = main(
+        ["push", "--model", str(folder), "--repo-id", "org/gemo-clap-sl", "--private", "--results", str(results)]
+    )
 
     assert code == 0
     commit = mock_hub.last_commit
     assert commit.repo_id == "org/gemo-clap-sl"
     assert mock_hub.repos[("model", "org/gemo-clap-sl")].private is True
-    expected = {"model.safetensors", "config.json", "processor_config.json", "tokenizer.json",
-                "tokenizer_config.json", "README.md", "configuration_gemo_clap.py", "modeling_gemo_clap.py",
-                "processing_gemo_clap.py", "pipeline_gemo_clap.py", "loss_gemo_clap.py"}
+    expected = {
+        "model.safetensors",
+        "config.json",
+        "processor_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "README.md",
+        "configuration_gemo_clap.py",
+        "modeling_gemo_clap.py",
+        "processing_gemo_clap.py",
+        "pipeline_gemo_clap.py",
+        "loss_gemo_clap.py",
+    }
     assert expected <= commit.paths
     assert not [path for path in commit.paths if path.endswith((".bin", ".pt", ".pkl"))]
     card = ModelCard(commit.files["README.md"].decode())

@@ -8,9 +8,13 @@ import subprocess
 
 def test_demo_runs_offline_and_beats_chance_on_held_out_speakers(tmp_path):
     output = tmp_path / "demo"
-    completed = subprocess.run(["gemo-clap", "demo", "--output-dir", str(output)], capture_output=True, text=True,
-                               timeout=900, env={"HF_HUB_OFFLINE": "1", "PATH": __import__("os").environ["PATH"],
-                                                 "OMP_NUM_THREADS": "2"})
+    completed = subprocess.run(
+        ["gemo-clap", "demo", "--output-dir", str(output)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={"HF_HUB_OFFLINE": "1", "PATH": __import__("os").environ["PATH"], "OMP_NUM_THREADS": "2"},
+    )
     assert completed.returncode == 0, completed.stderr[-2000:]
     out = completed.stdout
     assert "SYNTHETIC" in out and "not speech" in out

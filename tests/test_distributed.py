@@ -23,8 +23,22 @@ from gemo_clap.modeling import GEmoClapModel
 from gemo_clap.train.data import fold_splits, load_built_dataset
 
 PROBE = Path(__file__).resolve().parent / "distributed_probe.py"
-LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-          "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0"]
+LAUNCH = [
+    sys.executable,
+    "-m",
+    "accelerate.commands.launch",
+    "--multi_gpu",
+    "--num_processes",
+    "2",
+    "--num_machines",
+    "1",
+    "--mixed_precision",
+    "no",
+    "--dynamo_backend",
+    "no",
+    "--main_process_port",
+    "0",
+]
 
 
 def test_two_cpu_processes_train_on_disjoint_shards_and_keep_identical_weights(tiny_encoders, tmp_path):
@@ -32,10 +46,18 @@ def test_two_cpu_processes_train_on_disjoint_shards_and_keep_identical_weights(t
     output_dir = tmp_path / "run"
     # 12 training clips in batches of 2: 3 batches per rank and epoch; 16 test clips in batches of 3 (uneven shards)
     overrides = tiny_overrides(tiny_encoders("wavlm"), dataset_dir, output_dir, batch_size=2, eval_batch_size=3)
-    env = os.environ | {"ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1",
-                        "HF_HOME": str(tmp_path / "hf-home")}  # no user accelerate config file
-    run = subprocess.run([*LAUNCH, str(PROBE), "--output-dir", str(output_dir), *overrides],
-                         env=env, capture_output=True, text=True, timeout=600)
+    env = os.environ | {
+        "ACCELERATE_USE_CPU": "1",
+        "OMP_NUM_THREADS": "1",
+        "HF_HOME": str(tmp_path / "hf-home"),
+    }  # no user accelerate config file
+    run = subprocess.run(
+        [*LAUNCH, str(PROBE), "--output-dir", str(output_dir), *overrides],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     errors = list(dict.fromkeys(line for line in run.stderr.splitlines() if "Error" in line))
     assert run.returncode == 0, "\n".join(errors[:8]) or run.stderr[-3000:]
 
@@ -46,8 +68,10 @@ def test_two_cpu_processes_train_on_disjoint_shards_and_keep_identical_weights(t
 
     splits = fold_splits(load_built_dataset(dataset_dir), 1, 0.25, 0)
     train_ids = set(splits.train["id"])
-    shards = [[[name for name in checkpoint["collated"] if name in train_ids] for checkpoint in probe["checkpoints"]]
-              for probe in ranks]  # shards[rank][epoch]: the training clips that rank saw in that epoch
+    shards = [
+        [[name for name in checkpoint["collated"] if name in train_ids] for checkpoint in probe["checkpoints"]]
+        for probe in ranks
+    ]  # shards[rank][epoch]: the training clips that rank saw in that epoch
     for epoch in (0, 1):
         first, second = shards[0][epoch], shards[1][epoch]
         assert len(first) == len(second) == 6

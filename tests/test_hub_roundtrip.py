@@ -105,7 +105,12 @@ def test_saved_folder_is_self_contained(checkpoints, kind):
     weights = load_file(folder / "model.safetensors")
     assert {"audio_projection.layers.0.weight", "text_projection.layers.1.bias"} <= set(weights)
     assert {name.split(".")[0] for name in weights} == {
-        "audio_model", "text_model", "audio_projection", "text_projection", "logit_scale_a", "logit_scale_t"
+        "audio_model",
+        "text_model",
+        "audio_projection",
+        "text_projection",
+        "logit_scale_a",
+        "logit_scale_t",
     }
 
 
@@ -192,7 +197,9 @@ def test_push_to_hub_commits_a_self_contained_checkpoint(mock_hub, checkpoints, 
     # the pushed repo downloads back through the Hub client and computes the same logits (in this process the
     # locally registered class is used; the fresh-process test covers loading the repo's own code)
     reloaded = AutoModel.from_pretrained(repo_id, trust_remote_code=True).eval()
-    downloads = [request for request in mock_hub.requests if re.fullmatch(rf"GET \S+/{repo_id}/resolve/\w+/(\S+)", request)]
+    downloads = [
+        request for request in mock_hub.requests if re.fullmatch(rf"GET \S+/{repo_id}/resolve/\w+/(\S+)", request)
+    ]
     assert {request.rsplit("/", 1)[1] for request in downloads} >= {"config.json", "model.safetensors"}
     inputs = processor(audio=clips, text=PROMPTS, sampling_rate=16000)
     with torch.no_grad():

@@ -66,7 +66,9 @@ MODES = ["softmax", "row"]
 
 
 def tensors(case: dict) -> dict:
-    out = {key: torch.tensor(case[key], dtype=torch.float64) for key in ("audio", "text", "gender_audio", "gender_text")}
+    out = {
+        key: torch.tensor(case[key], dtype=torch.float64) for key in ("audio", "text", "gender_audio", "gender_text")
+    }
     out.update(emotion=torch.tensor(case["emotion"]), gender=torch.tensor(case["gender"]))
     return out
 
@@ -170,7 +172,9 @@ def test_sl_with_alpha_one_equals_emo_clap_exactly(name, mode):
 
 def test_ml_with_alpha_one_equals_emo_clap_exactly():
     t = tensors(CASES["4x4"])
-    ml = ml_gemo_clap_loss((t["audio"], t["text"]), (t["gender_audio"], t["gender_text"]), t["emotion"], t["gender"], 1.0)
+    ml = ml_gemo_clap_loss(
+        (t["audio"], t["text"]), (t["gender_audio"], t["gender_text"]), t["emotion"], t["gender"], 1.0
+    )
     assert torch.equal(ml, emo_clap_loss(t["audio"], t["text"], t["emotion"]))
 
 

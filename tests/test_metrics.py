@@ -173,4 +173,3 @@ def test_loads_by_path_offline_with_network_blocked(tmp_path):
     # evaluate copies the script into HF_MODULES_CACHE/evaluate_modules/metrics/ser_metrics/<hash>/
     copies = list(Path(tmp_path, "evaluate_modules", "metrics", "ser_metrics").glob("*/ser_metrics.py"))
     assert [copy.read_text() for copy in copies] == [SER_METRIC_PATH.read_text()]
-

@@ -101,9 +101,13 @@ def test_precomputed_pooled_output_gives_the_same_logits(built, clips):
     model, processor = built("wavlm", projection_dim=PROJECTION_DIM)
     inputs = processor(audio=clips, text=PROMPTS, sampling_rate=16000)
     with torch.no_grad():
-        pooled = model.get_audio_pooled_output(inputs["input_values"], audio_attention_mask=inputs["audio_attention_mask"])
+        pooled = model.get_audio_pooled_output(
+            inputs["input_values"], audio_attention_mask=inputs["audio_attention_mask"]
+        )
         direct = model(**inputs).logits_per_audio
-        cached = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], audio_pooled_output=pooled)
+        cached = model(
+            input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], audio_pooled_output=pooled
+        )
     assert pooled.shape == (3, 64)
     assert torch.equal(cached.logits_per_audio, direct)
 
@@ -194,7 +198,10 @@ def test_from_encoders_keeps_pretrained_tower_weights(built, tiny_encoders, kind
     reference_audio = AutoModel.from_pretrained(audio_dir)
     if kind == "whisper":
         reference_audio = reference_audio.encoder
-    for ours, reference in ((model.audio_model, reference_audio), (model.text_model, AutoModel.from_pretrained(text_dir))):
+    for ours, reference in (
+        (model.audio_model, reference_audio),
+        (model.text_model, AutoModel.from_pretrained(text_dir)),
+    ):
         assert type(ours) is type(reference)
         ours, reference = ours.state_dict(), reference.state_dict()
         assert ours.keys() == reference.keys()

@@ -52,7 +52,9 @@ def expected_scores(pipe, clip, labels, template) -> dict[str, float]:
     model, processor = pipe.model, pipe.processor
     with torch.no_grad():
         tokens = processor(text=[template.format(label) for label in labels])
-        text = torch.nn.functional.normalize(model.get_text_features(tokens["input_ids"], tokens["attention_mask"]), dim=-1)
+        text = torch.nn.functional.normalize(
+            model.get_text_features(tokens["input_ids"], tokens["attention_mask"]), dim=-1
+        )
         audio_inputs = processor(audio=clip, sampling_rate=16000)
         audio = torch.nn.functional.normalize(model.get_audio_features(**audio_inputs), dim=-1)
         scores = (model.logit_scales()[0] * audio @ text.T).softmax(dim=-1)[0]
@@ -119,7 +121,11 @@ def test_list_input_with_batch_size(pipe, make_clip):
 def test_mixed_list_of_files_arrays_and_dicts(pipe, make_clip, tmp_path):
     path = tmp_path / "clip.wav"
     sf.write(path, make_clip(1.5, seed=5), 16000, subtype="FLOAT")
-    items = [make_clip(3.0, seed=6), str(path), {"array": make_clip(1.0, seed=7, sampling_rate=8000), "sampling_rate": 8000}]
+    items = [
+        make_clip(3.0, seed=6),
+        str(path),
+        {"array": make_clip(1.0, seed=7, sampling_rate=8000), "sampling_rate": 8000},
+    ]
     batched = pipe(items, batch_size=2)
     assert len(batched) == 3
     for item, result in zip(items, batched):

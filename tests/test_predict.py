@@ -18,8 +18,21 @@ def test_long_file_timeline_gender_and_bad_files(tiny_checkpoint, make_clip, tmp
     fake = tmp_path / "notes.wav"
     fake.write_text("not audio")
 
-    code = main(["predict", "--model", str(model), "--json", "--segment-seconds", "10", str(long_wav), str(stereo),
-                 str(fake), str(tmp_path / "missing.wav"), str(tmp_path)])
+    code = main(
+        [
+            "predict",
+            "--model",
+            str(model),
+            "--json",
+            "--segment-seconds",
+            "10",
+            str(long_wav),
+            str(stereo),
+            str(fake),
+            str(tmp_path / "missing.wav"),
+            str(tmp_path),
+        ]
+    )
 
     captured = capsys.readouterr()
     results = [json.loads(line) for line in captured.out.splitlines()]

@@ -211,7 +211,9 @@ def test_prompt_tokens_are_case_insensitive(wavlm):
     written "Angry" must not collapse to [UNK] (which would give every capitalised label the same prompt)."""
     tokens = wavlm(text=["The emotion is Angry.", "the emotion is angry."])
     vocab = wavlm.tokenizer.get_vocab()
-    expected = [vocab[token] for token in ["[CLS]", "the", "emotion", "is", "angry", "[UNK]", "[SEP]"]]  # "." is unknown
+    expected = [
+        vocab[token] for token in ["[CLS]", "the", "emotion", "is", "angry", "[UNK]", "[SEP]"]
+    ]  # "." is unknown
     assert tokens["input_ids"].tolist() == [expected, expected]
     assert tokens["attention_mask"].tolist() == [[1] * 7, [1] * 7]
 

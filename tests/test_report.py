@@ -26,10 +26,22 @@ def fold(fold_id, war, uar, macro_f1, matrix, per_gender=None):
 
 
 FOLDS = [
-    fold("s1", 0.80, 0.70, 0.65, [[5, 1, 0], [0, 4, 1], [1, 0, 3]],
-         {"female": {"war": 0.9, "uar": 0.8}, "male": {"war": 0.7, "uar": 0.6}}),
-    fold("s2", 0.60, 0.50, 0.45, [[2, 2, 1], [1, 3, 0], [0, 0, 0]],
-         {"female": {"war": 0.5, "uar": 0.4}, "male": {"war": 0.7, "uar": 0.6}}),
+    fold(
+        "s1",
+        0.80,
+        0.70,
+        0.65,
+        [[5, 1, 0], [0, 4, 1], [1, 0, 3]],
+        {"female": {"war": 0.9, "uar": 0.8}, "male": {"war": 0.7, "uar": 0.6}},
+    ),
+    fold(
+        "s2",
+        0.60,
+        0.50,
+        0.45,
+        [[2, 2, 1], [1, 3, 0], [0, 0, 0]],
+        {"female": {"war": 0.5, "uar": 0.4}, "male": {"war": 0.7, "uar": 0.6}},
+    ),
     fold("s3", 0.70, 0.66, 0.61, [[3, 0, 0], [0, 2, 2], [0, 1, 4]], {"female": {"war": 0.7, "uar": 0.6}}),
 ]
 
@@ -104,7 +116,10 @@ def test_write_report_files(tmp_path):
     assert set(paths) == {"results_json", "results_md", "confusion_matrix_emo", "confusion_matrix_SL GEmo/v2"}
     assert paths["confusion_matrix_SL GEmo/v2"].name == "confusion_matrix_SL_GEmo_v2.png"
     assert sorted(p.name for p in (tmp_path / "report").iterdir()) == [
-        "confusion_matrix_SL_GEmo_v2.png", "confusion_matrix_emo.png", "results.json", "results.md"
+        "confusion_matrix_SL_GEmo_v2.png",
+        "confusion_matrix_emo.png",
+        "results.json",
+        "results.md",
     ]
 
     report = json.loads(paths["results_json"].read_text())

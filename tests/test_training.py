@@ -29,10 +29,20 @@ from gemo_clap.train.config import TrainingConfig
 from gemo_clap.train.data import fold_splits, load_built_dataset
 from gemo_clap.train.evaluation import score, zero_shot_predictions
 
-CHECKPOINT_FILES = {"model.safetensors", "optimizer.bin", "scheduler.bin", "random_states_0.pkl",
-                    "custom_checkpoint_0.pkl"}
-REMOTE_CODE = {"configuration_gemo_clap.py", "modeling_gemo_clap.py", "loss_gemo_clap.py", "processing_gemo_clap.py",
-               "pipeline_gemo_clap.py"}
+CHECKPOINT_FILES = {
+    "model.safetensors",
+    "optimizer.bin",
+    "scheduler.bin",
+    "random_states_0.pkl",
+    "custom_checkpoint_0.pkl",
+}
+REMOTE_CODE = {
+    "configuration_gemo_clap.py",
+    "modeling_gemo_clap.py",
+    "loss_gemo_clap.py",
+    "processing_gemo_clap.py",
+    "pipeline_gemo_clap.py",
+}
 EMOTIONS = ["angry", "happy", "sad", "neutral"]
 
 
@@ -46,9 +56,21 @@ def build_tiny_dataset(root: Path) -> Path:
 def tiny_overrides(towers: tuple[Path, Path], dataset: Path, output_dir: Path, **changes) -> list[str]:
     """`key=value` overrides of a run of seconds: test fold 1, 12 training clips (3 steps of 4), 4 for validation."""
     values = dict(
-        audio_encoder=towers[0], text_encoder=towers[1], dataset=dataset, output_dir=output_dir, test_fold=1,
-        variant="sl", num_epochs=2, warmup_epochs=1, batch_size=4, eval_batch_size=8, learning_rate=1e-3,
-        projection_dim=16, validation_fraction=0.25, report_to="none", seed=0,
+        audio_encoder=towers[0],
+        text_encoder=towers[1],
+        dataset=dataset,
+        output_dir=output_dir,
+        test_fold=1,
+        variant="sl",
+        num_epochs=2,
+        warmup_epochs=1,
+        batch_size=4,
+        eval_batch_size=8,
+        learning_rate=1e-3,
+        projection_dim=16,
+        validation_fraction=0.25,
+        report_to="none",
+        seed=0,
     )
     values.update(changes)
     return [f"{key}={value}" for key, value in values.items()]
@@ -223,8 +245,9 @@ def test_frozen_audio_tower_cache_is_exact_and_only_the_rest_trains(tiny_encoder
     with torch.no_grad():
         for example in splits.train.select(range(0, len(splits.train), 3)):
             inputs = processor(audio=decode_example_audio(example["audio"]), sampling_rate=SAMPLING_RATE)
-            pooled = fresh.get_audio_pooled_output(input_features=inputs["input_features"],
-                                                  audio_attention_mask=inputs["audio_attention_mask"])
+            pooled = fresh.get_audio_pooled_output(
+                input_features=inputs["input_features"], audio_attention_mask=inputs["audio_attention_mask"]
+            )
             torch.testing.assert_close(cached[example_key(example)], pooled[0], rtol=0, atol=1e-5)
 
 
@@ -235,8 +258,14 @@ def test_resume_after_sigkill_mid_epoch_matches_an_uninterrupted_run(tiny_encode
     epoch's."""
     changes = dict(freeze="none", validation_fraction=0, checkpoint_every_steps=2, keep_checkpoints=2)
     resumed_dir, uninterrupted_dir = tmp_path / "resumed", tmp_path / "uninterrupted"
-    command = [sys.executable, "-m", "gemo_clap.train.cli_train", "--output-dir", str(resumed_dir),
-               *tiny_overrides(tiny_encoders("wavlm"), dataset_dir, resumed_dir, **changes)]
+    command = [
+        sys.executable,
+        "-m",
+        "gemo_clap.train.cli_train",
+        "--output-dir",
+        str(resumed_dir),
+        *tiny_overrides(tiny_encoders("wavlm"), dataset_dir, resumed_dir, **changes),
+    ]
     env = {key: value for key, value in os.environ.items() if key != loop.FAULT_ENV} | {"OMP_NUM_THREADS": "1"}
 
     killed = subprocess.run(command, env={**env, loop.FAULT_ENV: "6"}, capture_output=True, text=True, timeout=600)

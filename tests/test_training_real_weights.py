@@ -23,10 +23,17 @@ def test_one_fold_one_epoch_on_real_emodb(tmp_path):
 
     dataset, _ = build_corpus("emodb", EMODB, label_map="4class", num_folds=5, cache_dir=tmp_path / "cache")
     dataset_dir = save_dataset(dataset, tmp_path / "emodb")
-    config = TrainingConfig.load("cpu-whisper-tiny-sl", [
-        f"audio_encoder={WHISPER}", f"dataset={dataset_dir}", "test_fold=1", "num_epochs=1",
-        f"output_dir={tmp_path / 'run'}", "report_to=none",
-    ])
+    config = TrainingConfig.load(
+        "cpu-whisper-tiny-sl",
+        [
+            f"audio_encoder={WHISPER}",
+            f"dataset={dataset_dir}",
+            "test_fold=1",
+            "num_epochs=1",
+            f"output_dir={tmp_path / 'run'}",
+            "report_to=none",
+        ],
+    )
     result = train(config)
 
     test_speakers = set(dataset.filter(lambda fold: fold == 1, input_columns="fold")["speaker"])

@@ -34,7 +34,10 @@ def cross_validate(config: TrainingConfig, variants: list[str], folds: list[int]
     for variant in variants:
         for fold in folds:
             run = dataclasses.replace(
-                config, variant=variant, test_fold=fold, output_dir=str(root / variant / f"fold_{fold}"),
+                config,
+                variant=variant,
+                test_fold=fold,
+                output_dir=str(root / variant / f"fold_{fold}"),
                 audio_cache_dir=config.audio_cache_dir or str(root / "audio_cache"),
             )
             print(f"== {variant} / test fold {fold} ==", flush=True)

@@ -17,8 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", help="write the metrics as JSON here")
 
 
-def evaluate_model(model_path: str, dataset_path: str, fold: int | None = None, batch_size: int = 16,
-                   template: str | None = None) -> dict:
+def evaluate_model(
+    model_path: str, dataset_path: str, fold: int | None = None, batch_size: int = 16, template: str | None = None
+) -> dict:
     """WAR/UAR/... of a saved model on a dataset's utterances (one fold or all), labels = the dataset's emotions."""
     from accelerate import Accelerator
     from torch.utils.data import DataLoader

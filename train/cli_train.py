@@ -50,8 +50,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"gemo-clap train: {error}", file=sys.stderr)
         return 2
     if os.environ.get("RANK", "0") == "0":  # one summary line under `accelerate launch`
-        print(json.dumps({"model": str(result.model_dir), "best_epoch": result.best_epoch,
-                          "test_war": result.test_metrics["war"], "test_uar": result.test_metrics["uar"]}))
+        print(
+            json.dumps(
+                {
+                    "model": str(result.model_dir),
+                    "best_epoch": result.best_epoch,
+                    "test_war": result.test_metrics["war"],
+                    "test_uar": result.test_metrics["uar"],
+                }
+            )
+        )
     return 0
 
 

@@ -64,8 +64,12 @@ class TrainingConfig:
 
     def validate(self) -> None:
         """Raise `ValueError` naming the first field whose value is not allowed."""
-        choices = {"variant": VARIANTS, "target": TARGET_NORMALISATIONS, "freeze": FREEZE_MODES,
-                   "mixed_precision": PRECISIONS}
+        choices = {
+            "variant": VARIANTS,
+            "target": TARGET_NORMALISATIONS,
+            "freeze": FREEZE_MODES,
+            "mixed_precision": PRECISIONS,
+        }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")

@@ -54,7 +54,9 @@ def zero_shot_predictions(
     for batch in dataloader:
         audio_embeds = torch.nn.functional.normalize(model.audio_projection(pooled_audio(model, batch, cache)), dim=-1)
         predictions = (audio_embeds @ text_embeds.T).argmax(dim=-1)
-        columns = [predictions, batch["emotion_labels"]] + ([batch["gender_labels"]] if "gender_labels" in batch else [])
+        columns = [predictions, batch["emotion_labels"]] + (
+            [batch["gender_labels"]] if "gender_labels" in batch else []
+        )
         for name, values in zip(outputs, accelerator.gather_for_metrics(columns)):
             outputs[name].extend(values.tolist())
     model.train(was_training)

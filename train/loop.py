@@ -160,12 +160,21 @@ def train(config: TrainingConfig, resume: bool = False) -> TrainResult:
     model.config.emotion_labels = splits.emotion_names
     model.config.gender_labels = splits.gender_names
     collator = GEmoClapCollator(
-        processor, splits.emotion_names, splits.gender_names, template, gender_template,
+        processor,
+        splits.emotion_names,
+        splits.gender_names,
+        template,
+        gender_template,
         with_gender_prompts=config.variant == "ml",
     )
     # its own generator: iterator seeds never draw from the global RNG, so a resumed run keeps the dropout masks
-    train_loader = DataLoader(splits.train, batch_size=config.batch_size, shuffle=True, collate_fn=collator,
-                              generator=torch.Generator().manual_seed(config.seed))
+    train_loader = DataLoader(
+        splits.train,
+        batch_size=config.batch_size,
+        shuffle=True,
+        collate_fn=collator,
+        generator=torch.Generator().manual_seed(config.seed),
+    )
     eval_loaders = {
         name: DataLoader(split, batch_size=config.eval_batch_size, collate_fn=collator)
         for name, split in (("validation", splits.validation), ("test", splits.test))
@@ -187,10 +196,9 @@ def train(config: TrainingConfig, resume: bool = False) -> TrainResult:
     progress = TrainingProgress()
     accelerator.register_for_checkpointing(progress)
     unwrapped = accelerator.unwrap_model(model)
-    cache_dir = config.audio_cache_dir or output_dir / "audio_cache"
-    cache = AudioFeatureCache(unwrapped.audio_model, cache_dir) if (
-        config.freeze == "audio" and config.cache_audio_features
-    ) else None
+    cache = None
+    if config.freeze == "audio" and config.cache_audio_features:
+        cache = AudioFeatureCache(unwrapped.audio_model, config.audio_cache_dir or output_dir / "audio_cache")
 
     if resume and checkpoints(output_dir):
         newest = checkpoints(output_dir)[-1]
@@ -198,15 +206,21 @@ def train(config: TrainingConfig, resume: bool = False) -> TrainResult:
         accelerator.load_state(str(newest))
     accelerator.init_trackers("gemo-clap", config={k: str(v) for k, v in config.to_dict().items()})
 
-    bar = tqdm(total=config.num_epochs * steps_per_epoch, initial=progress.completed_steps,
-               disable=not accelerator.is_local_main_process, desc="training")
+    bar = tqdm(
+        total=config.num_epochs * steps_per_epoch,
+        initial=progress.completed_steps,
+        disable=not accelerator.is_local_main_process,
+        desc="training",
+    )
     model_dir = output_dir / "model"
     for epoch in range(progress.epoch, config.num_epochs):
         model.train()
         if config.freeze == "audio":
             unwrapped.audio_model.eval()  # a frozen tower runs without dropout, so its cached outputs are exact
         train_loader.set_epoch(epoch)
-        batches = accelerator.skip_first_batches(train_loader, progress.batches_done) if progress.batches_done else train_loader
+        batches = train_loader
+        if progress.batches_done:  # resuming mid-epoch: the sampler's order for this epoch, minus what was done
+            batches = accelerator.skip_first_batches(train_loader, progress.batches_done)
         epoch_started = time.monotonic()
         for batch in batches:
             with accelerator.accumulate(model):
@@ -231,19 +245,24 @@ def train(config: TrainingConfig, resume: bool = False) -> TrainResult:
                 if config.checkpoint_every_steps and progress.completed_steps % config.checkpoint_every_steps == 0:
                     _save_checkpoint(accelerator, output_dir, progress, config.keep_checkpoints)
 
-        record = {"epoch": epoch, "train_loss": progress.epoch_loss / max(progress.batches_done, 1), "lr": scheduler.get_last_lr()[0],
-                  "train_seconds": time.monotonic() - epoch_started}
+        record = {
+            "epoch": epoch,
+            "train_loss": progress.epoch_loss / max(progress.batches_done, 1),
+            "lr": scheduler.get_last_lr()[0],
+            "train_seconds": time.monotonic() - epoch_started,
+        }
         if "validation" in eval_loaders:
-            outputs = zero_shot_predictions(model, processor, eval_loaders["validation"], accelerator,
-                                            splits.emotion_names, template, cache)
+            outputs = zero_shot_predictions(
+                model, processor, eval_loaders["validation"], accelerator, splits.emotion_names, template, cache
+            )
             metrics = score(outputs, splits.emotion_names, splits.gender_names)
             record.update(validation_war=metrics["war"], validation_uar=metrics["uar"])
         accelerator.log(record, step=epoch)
         accelerator.print(json.dumps(record))
         progress.history.append(record)
-        improved = record.get("validation_uar", epoch) > progress.best_uar
-        if improved:
-            progress.best_uar, progress.best_epoch = record.get("validation_uar", epoch), epoch
+        validation_uar = record.get("validation_uar")
+        if validation_uar is None or validation_uar > progress.best_uar:  # without validation: keep the last epoch
+            progress.best_uar, progress.best_epoch = validation_uar if validation_uar is not None else -1.0, epoch
             if accelerator.is_main_process:
                 _atomic_replace(lambda folder: _save_model(unwrapped, processor, folder), model_dir)
         progress.epoch, progress.batches_done, progress.epoch_loss = epoch + 1, 0, 0.0
@@ -255,8 +274,9 @@ def train(config: TrainingConfig, resume: bool = False) -> TrainResult:
     accelerator.wait_for_everyone()
     best = GEmoClapModel.from_pretrained(model_dir)
     unwrapped.load_state_dict(best.state_dict())
-    outputs = zero_shot_predictions(model, processor, eval_loaders["test"], accelerator, splits.emotion_names,
-                                    template, cache)
+    outputs = zero_shot_predictions(
+        model, processor, eval_loaders["test"], accelerator, splits.emotion_names, template, cache
+    )
     test_metrics = {"fold": config.test_fold, **score(outputs, splits.emotion_names, splits.gender_names)}
     accelerator.log({"test_war": test_metrics["war"], "test_uar": test_metrics["uar"]})
     if accelerator.is_main_process:

@@ -32,10 +32,22 @@ def tiny_audio_config(kind: str = "wavlm", hidden_size: int = 64, layers: int = 
     """A small audio-tower config of `kind` (wav2vec2 family: 7-layer CNN with a 320-sample stride; or whisper)."""
     if kind == "whisper":
         return WhisperConfig(
-            d_model=hidden_size, encoder_layers=layers, encoder_attention_heads=4, encoder_ffn_dim=hidden_size * 2,
-            decoder_layers=1, decoder_attention_heads=4, decoder_ffn_dim=hidden_size * 2, num_mel_bins=80,
-            max_source_positions=1500, vocab_size=64, pad_token_id=0, bos_token_id=1, eos_token_id=2,
-            decoder_start_token_id=1, begin_suppress_tokens=None, init_std=RANDOM_INIT_STD,
+            d_model=hidden_size,
+            encoder_layers=layers,
+            encoder_attention_heads=4,
+            encoder_ffn_dim=hidden_size * 2,
+            decoder_layers=1,
+            decoder_attention_heads=4,
+            decoder_ffn_dim=hidden_size * 2,
+            num_mel_bins=80,
+            max_source_positions=1500,
+            vocab_size=64,
+            pad_token_id=0,
+            bos_token_id=1,
+            eos_token_id=2,
+            decoder_start_token_id=1,
+            begin_suppress_tokens=None,
+            init_std=RANDOM_INIT_STD,
         )
     if kind not in WAVEFORM_KINDS:
         raise ValueError(f"audio tower kind must be one of {WAVEFORM_KINDS + ('whisper',)}, got {kind!r}")
@@ -74,8 +86,9 @@ def build_prompt_tokenizer(words: str = PROMPT_WORDS) -> PreTrainedTokenizerFast
     )
 
 
-def save_tiny_encoders(output_dir: str | Path, audio_kind: str = "wavlm", hidden_size: int = 64, layers: int = 2,
-                       seed: int = 0) -> tuple[Path, Path]:
+def save_tiny_encoders(
+    output_dir: str | Path, audio_kind: str = "wavlm", hidden_size: int = 64, layers: int = 2, seed: int = 0
+) -> tuple[Path, Path]:
     """Save a random audio tower (+ feature extractor) and a random BERT text tower (+ prompt tokenizer) into
     `output_dir/audio` and `output_dir/text`; returns the two folders."""
     import torch
@@ -94,9 +107,15 @@ def save_tiny_encoders(output_dir: str | Path, audio_kind: str = "wavlm", hidden
         ).save_pretrained(audio_dir)
     tokenizer = build_prompt_tokenizer()
     text_config = BertConfig(
-        vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=layers, num_attention_heads=4,
-        intermediate_size=hidden_size * 2, max_position_embeddings=64, hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0, initializer_range=RANDOM_INIT_STD,
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        intermediate_size=hidden_size * 2,
+        max_position_embeddings=64,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        initializer_range=RANDOM_INIT_STD,
     )
     AutoModel.from_config(text_config).save_pretrained(text_dir)
     tokenizer.save_pretrained(text_dir)
