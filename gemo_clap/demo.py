@@ -115,7 +115,9 @@ def _classify_with_pipeline(model_dir: Path, dataset_dir: Path, test_fold: int, 
     model = AutoModel.from_pretrained(model_dir, trust_remote_code=True)
     classifier = pipeline("zero-shot-audio-classification", model=str(model_dir), trust_remote_code=True)
     _stage(f"reloaded with AutoModel ({type(model).__name__}) and pipeline ({type(classifier).__name__})", started)
-    test = datasets.load_from_disk(str(dataset_dir)).filter(lambda fold: fold == test_fold, input_columns="fold")
+    test = datasets.load_from_disk(str(dataset_dir)).filter(
+        lambda fold: fold == test_fold, input_columns="fold", keep_in_memory=True
+    )
     names = test.features["emotion"].names
     rows = [test[i] for i in range(0, len(test), max(1, len(test) // 6))][:6]
     predictions = classifier([decode_example_audio(row["audio"]) for row in rows], batch_size=len(rows))

@@ -294,3 +294,20 @@ def test_resume_after_sigkill_mid_epoch_matches_an_uninterrupted_run(tiny_encode
     assert [{key: record[key] for key in compared} for record in resumed_records] == [
         {key: record[key] for key in compared} for record in reference.history[1:]
     ]
+
+
+def test_fold_splits_write_nothing_into_the_dataset_folder(tmp_path):
+    import datasets
+
+    from gemo_clap.processing.builder import build_corpus, save_dataset
+    from gemo_clap.processing.synthetic import generate_corpus
+    from gemo_clap.train.data import fold_splits
+
+    built, _ = build_corpus("manifest", generate_corpus(tmp_path / "c", speakers_per_gender=2, clips_per_emotion=2),
+                            num_folds=2, cache_dir=tmp_path / "cache")
+    folder = save_dataset(built, tmp_path / "data")
+    before = sorted(p.name for p in folder.iterdir())
+    splits = fold_splits(datasets.load_from_disk(str(folder)), 1, 0.25, seed=0)
+    assert len(splits.train) + len(splits.validation) + len(splits.test) == len(built)
+    assert set(splits.test["fold"]) == {1} and 1 not in set(splits.train["fold"]) | set(splits.validation["fold"])
+    assert sorted(p.name for p in folder.iterdir()) == before

@@ -33,7 +33,7 @@ def evaluate_model(
     if fold is not None:
         if fold not in set(dataset["fold"]):
             raise ValueError(f"fold {fold} is not one of the dataset's folds {sorted(set(dataset['fold']))}")
-        dataset = dataset.filter(lambda value: value == fold, input_columns="fold")
+        dataset = dataset.filter(lambda value: value == fold, input_columns="fold", keep_in_memory=True)
     model = GEmoClapModel.from_pretrained(model_path)
     processor = GEmoClapProcessor.from_pretrained(model_path)
     emotions = dataset.features["emotion"].names

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
+import numpy as np
 
 REQUIRED_COLUMNS = ("id", "audio", "emotion", "fold")
 
@@ -40,17 +41,35 @@ def load_built_dataset(path: str | Path, needs_gender: bool = False) -> datasets
     return dataset
 
 
+def stratified_sample(labels: list[int], fraction: float, seed: int) -> set[int]:
+    """Indices of a seeded `fraction` of each label's items (at least one per label that has two or more).
+
+    `Dataset.train_test_split(stratify_by_column=...)` would do this, but with `keep_in_memory=True` on a dataset
+    loaded from disk it refuses (it also derives index cache files), and without it it writes into the dataset's
+    folder."""
+    rng = np.random.default_rng(seed)
+    chosen: set[int] = set()
+    labels = np.asarray(labels)
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        count = min(len(members) - 1, max(1, round(fraction * len(members))))
+        chosen.update(int(index) for index in members[:count])
+    return chosen
+
+
 def fold_splits(dataset: datasets.Dataset, test_fold: int, validation_fraction: float, seed: int) -> FoldSplits:
     """Leave-one-fold-out: `test_fold` is the test set; a stratified `validation_fraction` of the other folds
-    chooses the best epoch, so the test fold never does."""
+    chooses the best epoch, so the test fold never does. Index mappings stay in memory: nothing is written into
+    the dataset's folder."""
     folds = sorted(set(dataset["fold"]))
     if test_fold not in folds:
         raise ValueError(f"test_fold {test_fold} is not one of the dataset's folds {folds}")
     fold_column = dataset["fold"]
-    test = dataset.select([i for i, fold in enumerate(fold_column) if fold == test_fold])
-    train = dataset.select([i for i, fold in enumerate(fold_column) if fold != test_fold])
+    test = dataset.select([i for i, fold in enumerate(fold_column) if fold == test_fold], keep_in_memory=True)
+    train = dataset.select([i for i, fold in enumerate(fold_column) if fold != test_fold], keep_in_memory=True)
     validation = None
     if validation_fraction > 0:
-        parts = train.train_test_split(test_size=validation_fraction, stratify_by_column="emotion", seed=seed)
-        train, validation = parts["train"], parts["test"]
+        held_out = stratified_sample(train["emotion"], validation_fraction, seed)
+        kept = [index for index in range(len(train)) if index not in held_out]
+        train, validation = (train.select(rows, keep_in_memory=True) for rows in (kept, sorted(held_out)))
     return FoldSplits(train=train, validation=validation, test=test)
