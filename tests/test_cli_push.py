@@ -11,10 +11,13 @@ from gemo_clap.cli import main
 
 
 def test_push_commits_weights_code_processor_and_card(mock_hub, tiny_checkpoint, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "dataset_info.json").write_text(json.dumps({"dataset_name": "iemocap"}))
     folder = tmp_path / "run" / "model"
     shutil.copytree(tiny_checkpoint("wavlm", variant="sl"), folder)
     (folder.parent / "training_config.json").write_text(
-        json.dumps({"audio_encoder": "microsoft/wavlm-large", "text_encoder": "roberta-base"})
+        json.dumps({"audio_encoder": "microsoft/wavlm-large", "text_encoder": "roberta-base", "dataset": str(data)})
     )
     results = tmp_path / "test_results.json"
     results.write_text(
@@ -50,6 +53,7 @@ def test_push_commits_weights_code_processor_and_card(mock_hub, tiny_checkpoint,
     metrics = {m["type"]: m["value"] for m in card.data.to_dict()["model-index"][0]["results"][0]["metrics"]}
     assert metrics["accuracy"] == 70.0 or metrics["accuracy"] == 0.7
     assert "trust_remote_code=True" in card.text
+    assert "leave-one-session-out" in card.text and "IEMOCAP" in card.text
 
 
 def test_push_refuses_a_folder_without_weights(mock_hub, tmp_path, capsys):
