@@ -1,0 +1,91 @@
+"""`gemo-clap cross-validate` (every fold, several variants on the same folds) and `gemo-clap evaluate`."""
+
+from __future__ import annotations
+
+import json
+
+import matplotlib.image
+import pytest
+import torch
+from test_training import build_tiny_dataset, tiny_overrides
+
+from gemo_clap.cli import main
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def cross_validation(tiny_encoders, tmp_path_factory):
+    root = tmp_path_factory.mktemp("cv")
+    dataset = build_tiny_dataset(root)
+    overrides = tiny_overrides(tiny_encoders("wavlm"), dataset, root / "out", freeze="audio", num_epochs=1)
+    code = main(["cross-validate", "--variants", "emo,sl", *overrides])
+    return code, root / "out", dataset
+
+
+def test_every_fold_of_every_variant_is_trained_and_reported(cross_validation):
+    code, out, dataset = cross_validation
+    assert code == 0
+    report = json.loads((out / "results.json").read_text())
+    assert report["label_names"] == ["angry", "happy", "sad", "neutral"]
+    for variant in ("emo", "sl"):
+        folds = report["variants"][variant]["folds"]
+        assert [fold["fold"] for fold in folds] == [1, 2]
+        for fold in folds:
+            # each test fold holds 16 clips of the 2 speakers it leaves out, and both genders are scored
+            assert sum(map(sum, fold["confusion_matrix"])) == 16
+            assert set(fold["per_gender"]) == {"female", "male"}
+            saved = json.loads((out / variant / f"fold_{fold['fold']}" / "test_results.json").read_text())
+            assert saved == fold
+        summary = report["variants"][variant]["summary"]
+        wars = [fold["war"] for fold in folds]
+        assert summary["war"]["mean"] == pytest.approx(sum(wars) / 2)
+        image = matplotlib.image.imread(out / f"confusion_matrix_{variant}.png")
+        assert image.ndim == 3 and image.shape[0] > 100
+    table = (out / "results.md").read_text()
+    assert "| emo (2 folds) |" in table and "| sl (2 folds) |" in table
+    # the frozen tower's cache is shared by every fold and variant: one file for the one tower
+    assert len(list((out / "audio_cache").glob("audio-*.safetensors"))) == 1
+
+
+def test_evaluate_reproduces_a_folds_test_results(cross_validation, tmp_path, capsys):
+    _, out, dataset = cross_validation
+    metrics_file = tmp_path / "metrics.json"
+    code = main(
+        [
+            "evaluate",
+            "--model",
+            str(out / "sl" / "fold_2" / "model"),
+            "--dataset",
+            str(dataset),
+            "--fold",
+            "2",
+            "--output",
+            str(metrics_file),
+        ]
+    )
+    assert code == 0
+    evaluated = json.loads(metrics_file.read_text())
+    expected = json.loads((out / "sl" / "fold_2" / "test_results.json").read_text())
+    assert evaluated["confusion_matrix"] == expected["confusion_matrix"]
+    assert evaluated["war"] == expected["war"] and evaluated["uar"] == expected["uar"]
+    assert f"WAR {100 * expected['war']:.1f}" in capsys.readouterr().out
+
+
+def test_evaluate_and_cross_validate_name_bad_input(cross_validation, tmp_path, capsys):
+    _, out, dataset = cross_validation
+    assert (
+        main(["evaluate", "--model", str(out / "sl" / "fold_2" / "model"), "--dataset", str(dataset), "--fold", "7"])
+        == 2
+    )
+    assert "fold 7 is not one of the dataset's folds [1, 2]" in capsys.readouterr().err
+    assert main(["evaluate", "--model", str(out / "sl" / "fold_2" / "model"), "--dataset", str(tmp_path)]) == 2
+    assert "not a dataset saved by `gemo-clap build-dataset`" in capsys.readouterr().err
+    assert main(["cross-validate", "--variants", "emo,gemo", f"dataset={dataset}"]) == 2
+    assert "variant must be one of" in capsys.readouterr().err
