@@ -59,3 +59,14 @@ def tiny_checkpoint(tiny_encoders, tmp_path_factory):
         return built[key]
 
     return get
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models train several times faster on one thread on a shared CPU (subprocesses get OMP_NUM_THREADS=1)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -6,18 +6,11 @@ import json
 
 import matplotlib.image
 import pytest
-import torch
 from test_training import build_tiny_dataset, tiny_overrides
 
 from gemo_clap.cli import main
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -46,6 +46,8 @@ REMOTE_CODE = {
 EMOTIONS = ["angry", "happy", "sad", "neutral"]
 
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 def build_tiny_dataset(root: Path) -> Path:
     """Save 2 speakers per gender x 4 emotions x 2 clips, cut to 0.5 s, in 2 speaker folds of 16 clips."""
     manifest = generate_corpus(root / "corpus", speakers_per_gender=2, clips_per_emotion=2)
@@ -80,15 +82,6 @@ def assert_same_tensors(actual: dict[str, torch.Tensor], expected: dict[str, tor
     assert actual.keys() == expected.keys()
     different = [name for name in expected if not torch.equal(actual[name], expected[name])]
     assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models train several times faster on one thread on a shared CPU (subprocesses get OMP_NUM_THREADS=1)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")
