@@ -74,7 +74,7 @@ def probe_scores(dataset, features: np.ndarray) -> list[dict]:
 
 def summary(results: list[dict]) -> str:
     war, uar = (100 * np.array([r[key] for r in results]) for key in ("war", "uar"))
-    return f"WAR {war.mean():5.1f} +/- {war.std():4.1f} | UAR {uar.mean():5.1f} +/- {uar.std():4.1f}"
+    return f"WAR {war.mean():5.1f} +/- {war.std():4.1f} / UAR {uar.mean():5.1f} +/- {uar.std():4.1f}"
 
 
 def main() -> None:
