@@ -15,7 +15,7 @@ from gemo_clap.processing.builder import build_corpus, save_dataset
 from gemo_clap.processing.synthetic import generate_corpus
 from gemo_clap.train.config import TrainingConfig
 from gemo_clap.train.loop import train
-from gemo_clap.train.towers import save_tiny_encoders
+from gemo_clap.train.tiny_towers import save_tiny_encoders
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 EMODB, WHISPER = SHARED / "data" / "emodb", SHARED / "models" / "whisper-tiny.en-encoder"

@@ -25,7 +25,7 @@ from gemo_clap.processing.audio import decode_example_audio
 from gemo_clap.processing.builder import build_corpus, save_dataset
 from gemo_clap.train.cli_cross_validate import cross_validate
 from gemo_clap.train.config import TrainingConfig
-from gemo_clap.train.metric_loading import load_ser_metric
+from gemo_clap.train.evaluation.metric_loading import load_ser_metric
 from gemo_clap.train.towers import build_model_and_processor
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"

@@ -24,7 +24,8 @@ import soundfile as sf
 import torch
 from transformers import WhisperFeatureExtractor, pipeline
 
-from gemo_clap.train.towers import build_model_and_processor, save_tiny_encoders
+from gemo_clap.train.tiny_towers import save_tiny_encoders
+from gemo_clap.train.towers import build_model_and_processor
 
 SHARED_WHISPER = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "whisper-tiny.en-encoder"
 RATE = 16000

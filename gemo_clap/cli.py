@@ -1,7 +1,9 @@
 """The ``gemo-clap`` console entry point: one command, one subcommand per job.
 
 Each subcommand lives in its own module exposing ``add_arguments(parser)`` and ``run(args) -> int``;
-modules are imported only when their subcommand runs, so ``gemo-clap --help`` stays fast.
+modules are imported only when their subcommand runs, so ``gemo-clap --help`` stays fast. Bad input is reported the
+same way by every subcommand: ``run`` raises (``ValueError``, ``OSError``, ``ImportError``) and ``main`` prints one
+line ``gemo-clap <command>: <what is wrong>`` to stderr and returns 2, with no traceback.
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ import argparse
 import importlib
 import sys
 
+USER_ERRORS = (ValueError, OSError, ImportError)  # bad input, files or towers: one clear line, exit code 2
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("gemo_clap.demo", "offline end-to-end demo on a generated corpus (no downloads)"),
     "build-dataset": ("gemo_clap.processing.cli", "turn a corpus on disk into a Hugging Face dataset"),
     "train": ("gemo_clap.train.cli_train", "train Emo-CLAP / SL-GEmo-CLAP / ML-GEmo-CLAP on one fold"),
     "cross-validate": ("gemo_clap.train.cli_cross_validate", "train and evaluate every fold, write results"),
-    "evaluate": ("gemo_clap.train.cli_evaluate", "zero-shot evaluation of a saved model on a dataset"),
-    "push": ("gemo_clap.train.cli_push", "publish a saved model to the Hugging Face Hub"),
+    "evaluate": ("gemo_clap.train.evaluation.cli_evaluate", "zero-shot evaluation of a saved model on a dataset"),
+    "push": ("gemo_clap.train.hub.cli_push", "publish a saved model to the Hugging Face Hub"),
     "predict": ("gemo_clap.predict", "emotion (and gender) of audio files, with timelines for long files"),
 }
 
@@ -36,7 +39,11 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(argv).parse_args(argv)
-    return int(importlib.import_module(args._module).run(args) or 0)
+    try:
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except USER_ERRORS as error:
+        print(f"gemo-clap {args.command}: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

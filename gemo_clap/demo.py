@@ -18,13 +18,15 @@ CHANCE_NOTE = "chance level is {:.1f}% for {} balanced classes"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from .modeling import VARIANTS
+
     parser.add_argument("--output-dir", default="gemo-clap-demo", help="where the dataset, model and results go")
     parser.add_argument(
         "--audio-encoder", help="audio tower (hub id or folder); default: a small random Whisper-style encoder"
     )
     parser.add_argument("--text-encoder", help="text tower (hub id or folder); default: a small random BERT")
     parser.add_argument("--dataset", help="a dataset built by `gemo-clap build-dataset`; default: synthetic")
-    parser.add_argument("--variant", default="sl", choices=("emo", "sl", "ml"))
+    parser.add_argument("--variant", default="sl", choices=list(VARIANTS))
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--test-fold", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
@@ -35,11 +37,12 @@ def _stage(text: str, started: float) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .modeling import VARIANTS
     from .processing.builder import build_corpus, save_dataset
     from .processing.synthetic import generate_corpus
     from .train.config import TrainingConfig
     from .train.loop import train
-    from .train.towers import save_tiny_encoders
+    from .train.tiny_towers import save_tiny_encoders
 
     started = time.monotonic()
     output = Path(args.output_dir)
@@ -67,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     config = TrainingConfig(
         audio_encoder=str(audio_encoder),
         text_encoder=str(text_encoder),
-        variant=args.variant,
+        model={"variant": args.variant, "projection_dim": 64},
         dataset=str(dataset_dir),
         test_fold=args.test_fold,
         output_dir=str(output / "run"),
@@ -76,13 +79,12 @@ def run(args: argparse.Namespace) -> int:
         learning_rate=1e-3 if synthetic else 1e-5,
         # Small batches: more optimiser steps per epoch move the random towers out of their nearly collapsed start.
         batch_size=8 if synthetic else 16,
-        projection_dim=64,
         validation_fraction=0.15,
         seed=args.seed,
         report_to=[],
     )
     _stage(
-        f"training {args.variant.upper()}-GEmo-CLAP, test fold {args.test_fold} (speakers never seen in training)",
+        f"training {VARIANTS[args.variant].title}, test fold {args.test_fold} (speakers never seen in training)",
         started,
     )
     result = train(config)

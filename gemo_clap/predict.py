@@ -117,21 +117,19 @@ def predict_file(
 def run(args: argparse.Namespace) -> int:
     from transformers import pipeline
 
+    from .modeling import VARIANTS
     from .modeling.pipeline_gemo_clap import check_label_prompts
 
-    try:
-        classifier = pipeline("zero-shot-audio-classification", model=args.model, trust_remote_code=True)
-        config = classifier.model.config
-        labels = [label.strip() for label in args.labels.split(",")] if args.labels else list(config.emotion_labels)
-        template = args.template or config.prompt_template
-        check_label_prompts(labels, template)
-        segment = args.segment_seconds or config.max_audio_seconds
-        if not 0 < segment <= config.max_audio_seconds:
-            raise ValueError(f"--segment-seconds must be in (0, {config.max_audio_seconds:g}], got {segment:g}")
-    except (ValueError, OSError) as error:
-        print(f"gemo-clap predict: {error}", file=sys.stderr)
-        return 2
-    gender_labels = list(config.gender_labels) if config.variant == "ml" else None
+    classifier = pipeline("zero-shot-audio-classification", model=args.model, trust_remote_code=True)
+    config = classifier.model.config
+    labels = [label.strip() for label in args.labels.split(",")] if args.labels else list(config.emotion_labels)
+    template = args.template or config.prompt_template
+    check_label_prompts(labels, template)
+    segment = args.segment_seconds or config.max_audio_seconds
+    if not 0 < segment <= config.max_audio_seconds:
+        raise ValueError(f"--segment-seconds must be in (0, {config.max_audio_seconds:g}], got {segment:g}")
+    variant = VARIANTS.get(config.variant)
+    gender_labels = list(config.gender_labels) if variant and variant.needs_gender_prompts else None
     failures = 0
     for path in args.files:
         try:

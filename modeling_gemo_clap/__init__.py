@@ -6,8 +6,25 @@ an `auto_map` and checkpoints load anywhere with `trust_remote_code=True`, and l
 
 from transformers import AutoConfig, AutoModel, AutoProcessor
 
-from .configuration_gemo_clap import GEmoClapConfig
-from .loss_gemo_clap import emo_clap_loss, kl_contrastive_loss, ml_gemo_clap_loss, same_label_matrix, sl_gemo_clap_loss
+from .audio_tower_gemo_clap import AUDIO_TOWERS, AudioTower, audio_tower
+from .configuration_gemo_clap import (
+    DEFAULT_EMOTION_LABELS,
+    DEFAULT_GENDER_LABELS,
+    DEFAULT_MAX_AUDIO_SECONDS,
+    GEmoClapConfig,
+)
+from .loss_gemo_clap import (
+    VARIANTS,
+    GEmoClapLoss,
+    LossInputs,
+    Variant,
+    emo_clap_loss,
+    kl_contrastive_loss,
+    ml_gemo_clap_loss,
+    register_variant,
+    same_label_matrix,
+    sl_gemo_clap_loss,
+)
 from .modeling_gemo_clap import GEmoClapModel, GEmoClapOutput, GEmoClapPreTrainedModel
 from .pipeline_gemo_clap import PIPELINE_TASK, GEmoClapZeroShotAudioClassificationPipeline
 from .processing_gemo_clap import GEmoClapProcessor
@@ -20,16 +37,27 @@ AutoModel.register(GEmoClapConfig, GEmoClapModel, exist_ok=True)
 AutoProcessor.register(GEmoClapConfig, GEmoClapProcessor, exist_ok=True)
 
 __all__ = [
+    "AUDIO_TOWERS",
+    "DEFAULT_EMOTION_LABELS",
+    "DEFAULT_GENDER_LABELS",
+    "DEFAULT_MAX_AUDIO_SECONDS",
+    "PIPELINE_TASK",
+    "VARIANTS",
+    "AudioTower",
     "GEmoClapConfig",
+    "GEmoClapLoss",
     "GEmoClapModel",
     "GEmoClapOutput",
     "GEmoClapPreTrainedModel",
     "GEmoClapProcessor",
     "GEmoClapZeroShotAudioClassificationPipeline",
-    "PIPELINE_TASK",
+    "LossInputs",
+    "Variant",
+    "audio_tower",
     "emo_clap_loss",
     "kl_contrastive_loss",
     "ml_gemo_clap_loss",
+    "register_variant",
     "same_label_matrix",
     "sl_gemo_clap_loss",
 ]

@@ -5,10 +5,14 @@ from __future__ import annotations
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-VARIANTS = ("emo", "sl", "ml")
-TARGET_NORMALISATIONS = ("softmax", "row")
-WAVEFORM_AUDIO_TOWERS = ("wavlm", "wav2vec2", "hubert", "data2vec-audio")
-SPECTROGRAM_AUDIO_TOWERS = ("whisper",)
+from .audio_tower_gemo_clap import audio_tower
+from .loss_gemo_clap import TARGET_NORMALISATIONS, VARIANTS
+
+DEFAULT_EMOTION_LABELS = ("angry", "happy", "sad", "neutral")
+DEFAULT_GENDER_LABELS = ("female", "male")
+DEFAULT_MAX_AUDIO_SECONDS = 14.0  # the paper's trim of IEMOCAP clips
+AUDIO_POOLINGS = ("mean", "statistics")
+RENAMED_FIELDS = {"target": "target_normalisation"}  # old name -> new name (checkpoints saved before the rename)
 
 
 class GEmoClapConfig(PreTrainedConfig):
@@ -24,16 +28,23 @@ class GEmoClapConfig(PreTrainedConfig):
         projection_dim (`int`): size of the shared embedding space.
         projection_layers (`int`): number of linear layers in each projection MLP (>= 1).
         projection_hidden_act (`str`): activation between projection layers.
-        variant (`str`): "emo" (Emo-CLAP), "sl" (SL-GEmo-CLAP) or "ml" (ML-GEmo-CLAP).
+        variant (`str`): a name of the variant table `VARIANTS`: "emo" (Emo-CLAP), "sl" (SL-GEmo-CLAP) or
+            "ml" (ML-GEmo-CLAP).
         sl_alpha (`float`): weight `a` of the emotion matrix in SL's target `a*M_e + (1-a)*M_g`.
         ml_alpha (`float`): weight `a_e` of the emotion loss in ML's `a_e*L_e + (1-a_e)*L_g`.
         logit_scale_init (`float`): initial value of both temperatures' inverse (CLIP's 1/0.07).
         logit_scale_max (`float`): upper clamp of the exponentiated temperatures.
-        target (`str`): ground-truth normalisation, "softmax" (paper, eq. 4-5) or "row" (row-normalised).
+        target_normalisation (`str`): how the ground-truth matrix becomes row distributions, "softmax" (paper,
+            eq. 4-5) or "row" (each row divided by its sum). Checkpoints saved before the rename call it `target`.
+        audio_pooling (`str`): "mean" over the real frames (the paper) or "statistics" (their mean and standard
+            deviation, concatenated).
+        use_weighted_layer_sum (`bool`): pool every hidden state of the audio tower and sum the pooled statistics
+            with learnable softmax weights (SUPERB's weighted sum; for mean pooling this equals pooling the weighted
+            sum of the hidden states), instead of pooling the last one.
         emotion_labels / gender_labels (`list[str]`): label names, in class-index order.
         prompt_template / gender_prompt_template (`str`): prompt templates with one `{}` placeholder.
-        max_audio_seconds (`float`): longest input the audio tower takes; Whisper slices its positional table
-            to it so short clips are not padded to 30 s.
+        max_audio_seconds (`float`): longest input the audio tower takes (and the pipeline's default chunk
+            length); Whisper slices its positional table to it so short clips are not padded to 30 s.
     """
 
     model_type = "gemo_clap"
@@ -52,57 +63,69 @@ class GEmoClapConfig(PreTrainedConfig):
     ml_alpha: float = 0.8
     logit_scale_init: float = 1 / 0.07
     logit_scale_max: float = 100.0
-    target: str = "softmax"
+    target_normalisation: str = "softmax"
+    audio_pooling: str = "mean"
+    use_weighted_layer_sum: bool = False
     emotion_labels: list[str] | None = None
     gender_labels: list[str] | None = None
     prompt_template: str = "The emotion is {}."
     gender_prompt_template: str = "The speaker is {}."
-    max_audio_seconds: float = 14.0
+    max_audio_seconds: float = DEFAULT_MAX_AUDIO_SECONDS
     initializer_range: float = 0.02
 
     def __post_init__(self, **kwargs):
+        for old, new in RENAMED_FIELDS.items():
+            if old in kwargs:
+                setattr(self, new, kwargs.pop(old))
         super().__post_init__(**kwargs)
         if self.emotion_labels is None:
-            self.emotion_labels = ["angry", "happy", "sad", "neutral"]
+            self.emotion_labels = list(DEFAULT_EMOTION_LABELS)
         if self.gender_labels is None:
-            self.gender_labels = ["female", "male"]
+            self.gender_labels = list(DEFAULT_GENDER_LABELS)
         self.validate_fields()
 
     def validate_fields(self) -> None:
         """Raise `ValueError` naming the first field whose value is not allowed."""
-        if self.variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
-        if self.target not in TARGET_NORMALISATIONS:
-            raise ValueError(f"target must be one of {TARGET_NORMALISATIONS}, got {self.target!r}")
+        choices = {
+            "variant": tuple(VARIANTS),
+            "target_normalisation": TARGET_NORMALISATIONS,
+            "audio_pooling": AUDIO_POOLINGS,
+        }
+        for name, allowed in choices.items():
+            value = getattr(self, name)
+            if not isinstance(value, str) or value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
         for name in ("sl_alpha", "ml_alpha"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value!r}")
         for name in ("prompt_template", "gender_prompt_template"):
-            if "{}" not in getattr(self, name):
+            if not isinstance(getattr(self, name), str) or "{}" not in getattr(self, name):
                 raise ValueError(f"{name} must contain a '{{}}' placeholder, got {getattr(self, name)!r}")
         for name in ("emotion_labels", "gender_labels"):
             labels = getattr(self, name)
             if len(labels) < 2 or len(set(labels)) != len(labels):
                 raise ValueError(f"{name} must hold at least two distinct names, got {labels!r}")
-        if self.projection_layers < 1 or self.projection_dim < 1:
-            raise ValueError("projection_layers and projection_dim must be >= 1")
-        if self.max_audio_seconds <= 0:
-            raise ValueError(f"max_audio_seconds must be > 0, got {self.max_audio_seconds!r}")
-        tower = self.audio_config.model_type
-        if tower not in WAVEFORM_AUDIO_TOWERS + SPECTROGRAM_AUDIO_TOWERS:
+        for name in ("projection_layers", "projection_dim"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        for name in ("max_audio_seconds", "logit_scale_init", "logit_scale_max"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ValueError(f"{name} must be > 0, got {value!r}")
+        if not isinstance(self.use_weighted_layer_sum, bool):
+            raise ValueError(f"use_weighted_layer_sum must be true or false, got {self.use_weighted_layer_sum!r}")
+        longest = audio_tower(self.audio_config.model_type).longest_input_seconds(self.audio_config)
+        if longest is not None and self.max_audio_seconds > longest:
             raise ValueError(
-                f"audio_config.model_type must be one of {WAVEFORM_AUDIO_TOWERS + SPECTROGRAM_AUDIO_TOWERS}, got {tower!r}"
+                f"max_audio_seconds must be <= {longest:g} for this {self.audio_config.model_type} encoder"
             )
-        if tower == "whisper":
-            longest = self.audio_config.max_source_positions * 2 / 100  # 2 mel frames per position, 100 per second
-            if self.max_audio_seconds > longest:
-                raise ValueError(f"max_audio_seconds must be <= {longest:g} for this Whisper encoder")
 
     @property
     def uses_spectrogram(self) -> bool:
         """Whether the audio tower takes log-mel `input_features` (Whisper) rather than raw `input_values`."""
-        return self.audio_config.model_type in SPECTROGRAM_AUDIO_TOWERS
+        return audio_tower(self.audio_config.model_type).input_name == "input_features"
 
 
 __all__ = ["GEmoClapConfig"]

@@ -1,14 +1,22 @@
-"""GEmo-CLAP training objectives (Pan et al., 2023, eq. 4-7).
+"""GEmo-CLAP training objectives (Pan et al., 2023, eq. 4-7), the table of variants, and the loss module.
 
 Every loss compares the audio-to-text and text-to-audio similarity logits of a batch with a ground-truth
 matrix built from the batch's labels: KL(target || softmax(logits)) per row, averaged over rows and over
-the two directions.
+the two directions. All variant losses take one signature, `loss(inputs: LossInputs, alpha, target_normalisation)`,
+and `VARIANTS` says per variant what it needs; `GEmoClapLoss` builds the inputs from embeddings, gathering them
+over processes (as open_clip's `gather_features`) so the similarity matrix spans the global batch.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
+from torch import distributed as dist
 from torch.nn import functional as F
+
+TARGET_NORMALISATIONS = ("softmax", "row")
 
 
 def same_label_matrix(labels: torch.Tensor) -> torch.Tensor:
@@ -23,56 +31,230 @@ def normalise_target(matrix: torch.Tensor, mode: str = "softmax") -> torch.Tenso
         return matrix.softmax(dim=-1)
     if mode == "row":
         return matrix / matrix.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(matrix.dtype).tiny)
-    raise ValueError(f"target normalisation must be 'softmax' or 'row', got {mode!r}")
+    raise ValueError(f"target_normalisation must be one of {TARGET_NORMALISATIONS}, got {mode!r}")
 
 
 def kl_contrastive_loss(
-    logits_per_audio: torch.Tensor, logits_per_text: torch.Tensor, ground_truth: torch.Tensor, target: str = "softmax"
+    logits_per_audio: torch.Tensor,
+    logits_per_text: torch.Tensor,
+    ground_truth: torch.Tensor,
+    target_normalisation: str = "softmax",
 ) -> torch.Tensor:
     """Mean of KL(target || softmax(logits)) over the audio->text rows and the text->audio rows (eq. 4-5)."""
     ground_truth = ground_truth.to(logits_per_audio.dtype)
     audio_loss = F.kl_div(
-        logits_per_audio.log_softmax(dim=-1), normalise_target(ground_truth, target), reduction="batchmean"
+        logits_per_audio.log_softmax(dim=-1),
+        normalise_target(ground_truth, target_normalisation),
+        reduction="batchmean",
     )
     text_loss = F.kl_div(
-        logits_per_text.log_softmax(dim=-1), normalise_target(ground_truth.T, target), reduction="batchmean"
+        logits_per_text.log_softmax(dim=-1),
+        normalise_target(ground_truth.T, target_normalisation),
+        reduction="batchmean",
     )
     return (audio_loss + text_loss) / 2
 
 
-def emo_clap_loss(
-    logits_per_audio: torch.Tensor, logits_per_text: torch.Tensor, emotion_labels: torch.Tensor, target: str = "softmax"
-) -> torch.Tensor:
-    """Emo-CLAP: the ground truth is the same-emotion matrix `M_e`."""
-    return kl_contrastive_loss(logits_per_audio, logits_per_text, same_label_matrix(emotion_labels), target)
+def scaled_logits(
+    audio_embeds: torch.Tensor, text_embeds: torch.Tensor, scale_audio: torch.Tensor, scale_text: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(audio->text, text->audio) scaled cosine similarities of normalised embeddings, each with its own inverse
+    temperature: `[audio, text]` and `[text, audio]`."""
+    return (scale_audio * audio_embeds) @ text_embeds.T, (scale_text * text_embeds) @ audio_embeds.T
 
 
-def sl_gemo_clap_loss(
-    logits_per_audio: torch.Tensor,
-    logits_per_text: torch.Tensor,
-    emotion_labels: torch.Tensor,
-    gender_labels: torch.Tensor,
-    alpha: float,
-    target: str = "softmax",
-) -> torch.Tensor:
+@dataclass
+class LossInputs:
+    """One batch as the losses see it: `[batch, batch]` logits against one prompt per audio, and the labels.
+
+    `gender_logits_per_audio` / `gender_logits_per_text` are the logits against one gender prompt per audio
+    (variants that train gender prompts)."""
+
+    logits_per_audio: torch.Tensor
+    logits_per_text: torch.Tensor
+    emotion_labels: torch.Tensor
+    gender_labels: torch.Tensor | None = None
+    gender_logits_per_audio: torch.Tensor | None = None
+    gender_logits_per_text: torch.Tensor | None = None
+
+
+def emo_clap_loss(inputs: LossInputs, alpha: float = 1.0, target_normalisation: str = "softmax") -> torch.Tensor:
+    """Emo-CLAP: the ground truth is the same-emotion matrix `M_e` (`alpha` is unused)."""
+    return kl_contrastive_loss(
+        inputs.logits_per_audio, inputs.logits_per_text, same_label_matrix(inputs.emotion_labels), target_normalisation
+    )
+
+
+def sl_gemo_clap_loss(inputs: LossInputs, alpha: float, target_normalisation: str = "softmax") -> torch.Tensor:
     """SL-GEmo-CLAP (eq. 6): one KL task with the ground truth `a*M_e + (1-a)*M_g`."""
-    ground_truth = alpha * same_label_matrix(emotion_labels) + (1 - alpha) * same_label_matrix(gender_labels)
-    return kl_contrastive_loss(logits_per_audio, logits_per_text, ground_truth, target)
+    ground_truth = alpha * same_label_matrix(inputs.emotion_labels) + (1 - alpha) * same_label_matrix(
+        inputs.gender_labels
+    )
+    return kl_contrastive_loss(inputs.logits_per_audio, inputs.logits_per_text, ground_truth, target_normalisation)
 
 
-def ml_gemo_clap_loss(
-    emotion_logits: tuple[torch.Tensor, torch.Tensor],
-    gender_logits: tuple[torch.Tensor, torch.Tensor],
-    emotion_labels: torch.Tensor,
-    gender_labels: torch.Tensor,
-    alpha: float,
-    target: str = "softmax",
-) -> torch.Tensor:
-    """ML-GEmo-CLAP (eq. 7): `a_e*L_emotion + (1-a_e)*L_gender`, each a KL task on the shared audio embeddings.
-
-    `emotion_logits` are the (audio->text, text->audio) logits against the emotion prompts, `gender_logits`
-    the same against the gender prompts.
-    """
-    emotion_loss = kl_contrastive_loss(*emotion_logits, same_label_matrix(emotion_labels), target)
-    gender_loss = kl_contrastive_loss(*gender_logits, same_label_matrix(gender_labels), target)
+def ml_gemo_clap_loss(inputs: LossInputs, alpha: float, target_normalisation: str = "softmax") -> torch.Tensor:
+    """ML-GEmo-CLAP (eq. 7): `a_e*L_emotion + (1-a_e)*L_gender`, each a KL task on the shared audio embeddings,
+    the emotion task against the emotion prompts, the gender task against the gender prompts."""
+    emotion_loss = kl_contrastive_loss(
+        inputs.logits_per_audio, inputs.logits_per_text, same_label_matrix(inputs.emotion_labels), target_normalisation
+    )
+    gender_loss = kl_contrastive_loss(
+        inputs.gender_logits_per_audio,
+        inputs.gender_logits_per_text,
+        same_label_matrix(inputs.gender_labels),
+        target_normalisation,
+    )
     return alpha * emotion_loss + (1 - alpha) * gender_loss
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One GEmo-CLAP objective: its loss and what it needs.
+
+    Args:
+        name: the config value (`GEmoClapConfig.variant`).
+        title: its name in the paper and on model cards.
+        description: a sentence for the model card.
+        loss: `loss(inputs: LossInputs, alpha, target_normalisation) -> scalar`.
+        alpha_field: the config field holding its weight `alpha` (None: it has none).
+        needs_gender_labels: the ground truth uses each utterance's gender.
+        needs_gender_prompts: it also trains against one gender prompt per utterance (and so can predict gender).
+    """
+
+    name: str
+    title: str
+    description: str
+    loss: Callable[[LossInputs, float, str], torch.Tensor]
+    alpha_field: str | None = None
+    needs_gender_labels: bool = False
+    needs_gender_prompts: bool = False
+
+
+VARIANTS: dict[str, Variant] = {}
+
+
+def register_variant(variant: Variant) -> Variant:
+    """Add (or replace) a variant in the table every caller reads: config validation, model, training, reports, card."""
+    VARIANTS[variant.name] = variant
+    return variant
+
+
+register_variant(
+    Variant(
+        "emo",
+        "Emo-CLAP",
+        "Emo-CLAP is the emotion-only baseline of Pan et al. (2023): the contrastive targets pair each clip with the"
+        " prompts of its emotion.",
+        emo_clap_loss,
+    )
+)
+register_variant(
+    Variant(
+        "sl",
+        "SL-GEmo-CLAP",
+        "SL-GEmo-CLAP is the soft-label GEmo-CLAP of Pan et al. (2023): the contrastive targets are soft labels that"
+        " combine emotion agreement with gender agreement between clips.",
+        sl_gemo_clap_loss,
+        alpha_field="sl_alpha",
+        needs_gender_labels=True,
+    )
+)
+register_variant(
+    Variant(
+        "ml",
+        "ML-GEmo-CLAP",
+        "ML-GEmo-CLAP is the multi-task GEmo-CLAP of Pan et al. (2023): an emotion contrastive loss and a gender"
+        " contrastive loss are trained together on the shared audio encoder.",
+        ml_gemo_clap_loss,
+        alpha_field="ml_alpha",
+        needs_gender_labels=True,
+        needs_gender_prompts=True,
+    )
+)
+
+
+class _GatherWithGradient(torch.autograd.Function):
+    """`all_gather` whose backward hands each process the summed gradient of its own slice."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        gathered = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+        dist.all_gather(gathered, tensor.contiguous())
+        return tuple(gathered)
+
+    @staticmethod
+    def backward(ctx, *gradients: torch.Tensor) -> torch.Tensor:
+        stacked = torch.stack(gradients).contiguous()
+        dist.all_reduce(stacked)
+        return stacked[dist.get_rank()]
+
+
+def gather_batch(tensor: torch.Tensor) -> torch.Tensor:
+    """`tensor` (first dimension: this process's batch) concatenated over processes in rank order.
+
+    Gradients flow back to the local slice. Every process computes the same global loss, so the all-reduced
+    gradient of a slice is `world_size` times the single-process one, and the `1/world_size` of DDP's gradient
+    averaging makes the update exactly that of one process on the global batch. Batches may differ in size."""
+    sizes = [torch.zeros(1, dtype=torch.long, device=tensor.device) for _ in range(dist.get_world_size())]
+    dist.all_gather(sizes, torch.tensor([tensor.shape[0]], device=tensor.device))
+    sizes = [int(size) for size in sizes]
+    padded = F.pad(tensor, [0, 0] * (tensor.ndim - 1) + [0, max(sizes) - tensor.shape[0]])
+    if tensor.requires_grad:
+        pieces = _GatherWithGradient.apply(padded)
+    else:
+        pieces = [torch.empty_like(padded) for _ in sizes]
+        dist.all_gather(pieces, padded.contiguous())
+    return torch.cat([piece[:size] for piece, size in zip(pieces, sizes)])
+
+
+class GEmoClapLoss:
+    """The configured variant's loss from normalised embeddings (one prompt embedding per audio) and labels.
+
+    With `gather=True` and several processes, embeddings and labels are first gathered from every process
+    (`gather_batch`), so the contrastive matrix spans the global batch, not each process's slice."""
+
+    def __init__(self, variant: str, alpha: float, target_normalisation: str = "softmax", gather: bool = False):
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {tuple(VARIANTS)}, got {variant!r}")
+        self.variant, self.alpha, self.target_normalisation = VARIANTS[variant], alpha, target_normalisation
+        self.gather = gather and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+    @classmethod
+    def from_config(cls, config, gather: bool = False) -> GEmoClapLoss:
+        """The loss of a `GEmoClapConfig` (variant, its alpha field, target normalisation)."""
+        variant = VARIANTS.get(config.variant)
+        alpha = getattr(config, variant.alpha_field) if variant and variant.alpha_field else 1.0
+        return cls(config.variant, alpha, config.target_normalisation, gather)
+
+    def __call__(
+        self,
+        audio_embeds: torch.Tensor,
+        text_embeds: torch.Tensor,
+        logit_scales: tuple[torch.Tensor, torch.Tensor],
+        emotion_labels: torch.Tensor | None,
+        gender_labels: torch.Tensor | None = None,
+        gender_text_embeds: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The loss; checks first that the batch holds what the variant needs."""
+        batch, variant = audio_embeds.shape[0], self.variant
+        if text_embeds.shape[0] != batch:
+            raise ValueError(
+                f"training needs one prompt per audio: got {batch} audios and {text_embeds.shape[0]} prompts"
+            )
+        if emotion_labels is None or emotion_labels.numel() != batch:
+            raise ValueError(f"emotion_labels must hold one label per audio ({batch})")
+        if variant.needs_gender_labels and (gender_labels is None or gender_labels.numel() != batch):
+            raise ValueError(f"variant {variant.name!r} needs gender_labels, one per audio ({batch})")
+        if variant.needs_gender_prompts and (gender_text_embeds is None or gender_text_embeds.shape[0] != batch):
+            raise ValueError(f"variant {variant.name!r} needs gender_input_ids (one gender prompt per audio)")
+        tensors = [audio_embeds, text_embeds, emotion_labels.reshape(-1), gender_labels, gender_text_embeds]
+        if self.gather:
+            tensors = [None if tensor is None else gather_batch(tensor) for tensor in tensors]
+        audio_embeds, text_embeds, emotion_labels, gender_labels, gender_text_embeds = tensors
+        inputs = LossInputs(*scaled_logits(audio_embeds, text_embeds, *logit_scales), emotion_labels, gender_labels)
+        if gender_text_embeds is not None:
+            inputs.gender_logits_per_audio, inputs.gender_logits_per_text = scaled_logits(
+                audio_embeds, gender_text_embeds, *logit_scales
+            )
+        return variant.loss(inputs, self.alpha, self.target_normalisation)

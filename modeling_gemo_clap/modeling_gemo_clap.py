@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from difflib import get_close_matches
+from inspect import signature
 from pathlib import Path
 
 import torch
@@ -11,16 +14,16 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
-from transformers.models.whisper.modeling_whisper import WhisperEncoder, WhisperModel
 from transformers.utils import ModelOutput
 
+from .audio_tower_gemo_clap import AudioTower, audio_tower
 from .configuration_gemo_clap import GEmoClapConfig
-from .loss_gemo_clap import emo_clap_loss, ml_gemo_clap_loss, sl_gemo_clap_loss
+from .loss_gemo_clap import GEmoClapLoss, scaled_logits
 
 # The pipeline is imported so that `save_pretrained` ships its file with the checkpoint's remote code.
 from .pipeline_gemo_clap import PIPELINE_TASK, GEmoClapZeroShotAudioClassificationPipeline
 
-MEL_FRAMES_PER_SECOND = 100  # Whisper: hop of 160 samples at 16 kHz
+STD_FLOOR = 1e-10  # variance floor under the square root of statistics pooling (finite gradients on silence)
 
 
 @dataclass
@@ -32,9 +35,12 @@ class GEmoClapOutput(ModelOutput):
         loss: the variant's training loss (when labels are given and `return_loss` is not False).
         logits_per_audio: `[audio_batch, text_batch]` scaled cosine similarities, audio to text.
         logits_per_text: `[text_batch, audio_batch]` scaled cosine similarities, text to audio.
-        audio_embeds / text_embeds: L2-normalised projected embeddings.
+        audio_embeds / text_embeds: L2-normalised projected embeddings (text: one per prompt, or one per audio
+            when `prompt_index` is given).
         logits_per_audio_gender / logits_per_text_gender: the same against the gender prompts ("ml").
         gender_text_embeds: L2-normalised embeddings of the gender prompts ("ml").
+        logit_scale_audio / logit_scale_text: the two inverse temperatures (returned, as open_clip does, so a loss
+            computed outside `forward`, e.g. over the global batch, keeps them in the graph DDP sees).
     """
 
     loss: torch.FloatTensor | None = None
@@ -45,6 +51,8 @@ class GEmoClapOutput(ModelOutput):
     logits_per_audio_gender: torch.FloatTensor | None = None
     logits_per_text_gender: torch.FloatTensor | None = None
     gender_text_embeds: torch.FloatTensor | None = None
+    logit_scale_audio: torch.FloatTensor | None = None
+    logit_scale_text: torch.FloatTensor | None = None
 
 
 class GEmoClapProjection(nn.Module):
@@ -83,10 +91,12 @@ class GEmoClapPreTrainedModel(PreTrainedModel):
         elif isinstance(module, GEmoClapModel):
             init.constant_(module.logit_scale_a, math.log(self.config.logit_scale_init))
             init.constant_(module.logit_scale_t, math.log(self.config.logit_scale_init))
+            if module.audio_layer_weights is not None:
+                init.zeros_(module.audio_layer_weights)
 
 
 class GEmoClapModel(GEmoClapPreTrainedModel):
-    """GEmo-CLAP: masked-mean-pooled audio tower and first-token text tower projected into one space."""
+    """GEmo-CLAP: pooled audio tower and first-token text tower projected into one space, compared by scaled cosine."""
 
     def __init__(
         self,
@@ -95,18 +105,17 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         text_model: PreTrainedModel | None = None,
     ):
         super().__init__(config)
-        if audio_model is None:
-            audio_model = (
-                WhisperEncoder(config.audio_config)
-                if config.uses_spectrogram
-                else AutoModel.from_config(config.audio_config)
-            )
-        if text_model is None:
-            text_model = AutoModel.from_config(config.text_config)
-        self.audio_model = audio_model
-        self.text_model = text_model
-        self.audio_projection = GEmoClapProjection(config.audio_config.hidden_size, config)
+        tower = audio_tower(config.audio_config.model_type)
+        self.audio_model = audio_model if audio_model is not None else tower.from_config(config.audio_config)
+        self.text_model = text_model if text_model is not None else AutoModel.from_config(config.text_config)
+        pooled_size = config.audio_config.hidden_size * (2 if config.audio_pooling == "statistics" else 1)
+        self.audio_projection = GEmoClapProjection(pooled_size, config)
         self.text_projection = GEmoClapProjection(config.text_config.hidden_size, config)
+        self.audio_layer_weights = (
+            nn.Parameter(torch.zeros(tower.num_hidden_states(config.audio_config)))
+            if config.use_weighted_layer_sum
+            else None
+        )
         self.logit_scale_a = nn.Parameter(torch.tensor(math.log(config.logit_scale_init)))
         self.logit_scale_t = nn.Parameter(torch.tensor(math.log(config.logit_scale_init)))
         config.custom_pipelines = {
@@ -119,17 +128,19 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         }
         self.post_init()
 
+    @property
+    def audio_tower(self) -> AudioTower:
+        """The adapter that drives this model's kind of audio tower."""
+        return audio_tower(self.config.audio_config.model_type)
+
     # ----------------------------------------------------------------------------------------------- building
     @classmethod
     def from_encoders(cls, audio_encoder: str | Path, text_encoder: str | Path, **config_kwargs) -> GEmoClapModel:
         """Build from pretrained towers (hub ids or local folders), e.g.
         `GEmoClapModel.from_encoders("microsoft/wavlm-large", "roberta-base", variant="sl")`.
         Only the encoder of a Whisper checkpoint is kept."""
-        audio_config = AutoConfig.from_pretrained(audio_encoder)
-        if audio_config.model_type == "whisper":
-            audio_model = WhisperModel.from_pretrained(audio_encoder).get_encoder()
-        else:
-            audio_model = AutoModel.from_pretrained(audio_encoder)
+        audio_type = AutoConfig.from_pretrained(audio_encoder).model_type
+        audio_model = audio_tower(audio_type).from_pretrained(audio_encoder)
         text_model = AutoModel.from_pretrained(text_encoder)
         attention = {
             "audio_config": audio_model.config._attn_implementation,
@@ -141,21 +152,17 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
 
     # --------------------------------------------------------------------------------------------- freezing
     def freeze_audio_encoder(self) -> None:
-        """Freeze the whole audio tower (its pooled outputs can then be cached)."""
+        """Freeze the whole audio tower (its pooled statistics can then be cached)."""
         self.audio_model.requires_grad_(False)
 
     def freeze_feature_encoder(self) -> None:
         """Freeze the audio tower's front end: the CNN feature encoder (wav2vec2 family) or the convolutions and
         positions (Whisper)."""
-        if self.config.uses_spectrogram:
-            for module in (self.audio_model.conv1, self.audio_model.conv2, self.audio_model.embed_positions):
-                module.requires_grad_(False)
-        else:
-            self.audio_model.freeze_feature_encoder()
+        self.audio_tower.freeze_front_end(self.audio_model)
 
     def freeze_audio_layers(self, num_layers: int) -> None:
         """Freeze the front end and the bottom `num_layers` transformer layers of the audio tower."""
-        layers = self.audio_model.layers if self.config.uses_spectrogram else self.audio_model.encoder.layers
+        layers = self.audio_tower.layers(self.audio_model)
         if not 0 <= num_layers <= len(layers):
             raise ValueError(f"num_layers must be in [0, {len(layers)}] for this audio tower, got {num_layers}")
         self.freeze_feature_encoder()
@@ -166,44 +173,27 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
     def _check_audio_inputs(
         self, input_values: torch.Tensor | None, input_features: torch.Tensor | None
     ) -> torch.Tensor:
-        name, expected_ndim = ("input_features", 3) if self.config.uses_spectrogram else ("input_values", 2)
-        tensor = input_features if self.config.uses_spectrogram else input_values
+        tower = self.audio_tower
+        tensor = input_features if tower.input_name == "input_features" else input_values
         if tensor is None:
-            raise ValueError(f"This model's {self.config.audio_config.model_type} audio tower needs `{name}`")
-        if tensor.ndim != expected_ndim:
-            raise ValueError(f"`{name}` must have {expected_ndim} dimensions, got shape {tuple(tensor.shape)}")
+            raise ValueError(
+                f"This model's {self.config.audio_config.model_type} audio tower needs `{tower.input_name}`"
+            )
+        if tensor.ndim != tower.input_ndim:
+            raise ValueError(
+                f"`{tower.input_name}` must have {tower.input_ndim} dimensions, got shape {tuple(tensor.shape)}"
+            )
         return tensor
 
-    def _whisper_hidden_states(
-        self, input_features: torch.Tensor, mel_mask: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Whisper encoder on inputs up to `max_audio_seconds`: the positional table is sliced to the input length
-        and padded frames are masked out of attention, so a short clip is neither padded to 30 s nor changed by
-        the padding of a batch."""
-        encoder = self.audio_model
-        longest = int(self.config.max_audio_seconds * MEL_FRAMES_PER_SECOND)
-        if input_features.shape[-1] > longest:
-            raise ValueError(
-                f"input_features hold {input_features.shape[-1]} mel frames, more than max_audio_seconds="
-                f"{self.config.max_audio_seconds:g} allows ({longest}); split the audio or raise max_audio_seconds"
-            )
-        hidden = nn.functional.gelu(encoder.conv1(input_features)) * mel_mask[:, None, :].to(input_features.dtype)
-        hidden = nn.functional.gelu(encoder.conv2(hidden)).permute(0, 2, 1)
-        frame_mask = mel_mask[:, ::2][:, : hidden.shape[1]]
-        hidden = hidden + encoder.embed_positions.weight[: hidden.shape[1]]
-        hidden = nn.functional.dropout(hidden, p=encoder.dropout, training=self.training)
-        additive_mask = (1.0 - frame_mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
-        for layer in encoder.layers:
-            hidden = layer(hidden, additive_mask)
-        return encoder.layer_norm(hidden), frame_mask
-
-    def get_audio_pooled_output(
+    def get_audio_layer_statistics(
         self,
         input_values: torch.Tensor | None = None,
         input_features: torch.Tensor | None = None,
         audio_attention_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Mean of the audio tower's last hidden states over the frames that hold real audio: `[batch, hidden]`."""
+        """Mean and standard deviation over the real frames of the hidden states the pooling uses (every layer
+        with `use_weighted_layer_sum`, else the last): `[batch, states, 2, hidden]`. A frozen tower's cache holds
+        these, so every pooling option trains from it."""
         audio = self._check_audio_inputs(input_values, input_features)
         if audio_attention_mask is None:
             audio_attention_mask = torch.ones(audio.shape[0], audio.shape[-1], dtype=torch.long, device=audio.device)
@@ -212,30 +202,73 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
                 f"audio_attention_mask has shape {tuple(audio_attention_mask.shape)}, expected "
                 f"{(audio.shape[0], audio.shape[-1])} to match the audio inputs"
             )
-        if self.config.uses_spectrogram:
-            hidden, frame_mask = self._whisper_hidden_states(audio, audio_attention_mask)
+        states, frame_mask = self.audio_tower.hidden_states(
+            self.audio_model,
+            audio,
+            audio_attention_mask,
+            self.config.max_audio_seconds,
+            all_layers=self.config.use_weighted_layer_sum,
+        )
+        hidden = torch.stack(states, dim=1)  # [batch, states, frames, hidden]
+        weights = frame_mask.to(hidden.dtype)[:, None, :, None]
+        count = weights.sum(dim=2).clamp_min(1.0)
+        mean = (hidden * weights).sum(dim=2) / count
+        variance = (((hidden - mean.unsqueeze(2)) ** 2) * weights).sum(dim=2) / count
+        return torch.stack([mean, variance.clamp_min(STD_FLOOR).sqrt()], dim=2)
+
+    def pool_audio_statistics(self, statistics: torch.Tensor) -> torch.Tensor:
+        """The pooled audio vector from per-layer statistics `[batch, states, 2, hidden]`: the softmax-weighted sum
+        over layers (or the last layer), then the mean (`audio_pooling="mean"`) or mean and std concatenated."""
+        if self.audio_layer_weights is not None:
+            if statistics.shape[1] != self.audio_layer_weights.shape[0]:
+                raise ValueError(
+                    f"audio statistics hold {statistics.shape[1]} layers; the weighted layer sum needs "
+                    f"{self.audio_layer_weights.shape[0]}"
+                )
+            weights = self.audio_layer_weights.softmax(dim=0).to(statistics.dtype)
+            pooled = (statistics * weights[None, :, None, None]).sum(dim=1)
         else:
-            hidden = self.audio_model(input_values=audio, attention_mask=audio_attention_mask).last_hidden_state
-            frame_mask = self.audio_model._get_feature_vector_attention_mask(hidden.shape[1], audio_attention_mask)
-        frame_mask = frame_mask.to(hidden.dtype).unsqueeze(-1)
-        return (hidden * frame_mask).sum(dim=1) / frame_mask.sum(dim=1).clamp_min(1.0)
+            pooled = statistics[:, -1]
+        return pooled[:, 0] if self.config.audio_pooling == "mean" else pooled.flatten(1)
+
+    def get_audio_pooled_output(
+        self,
+        input_values: torch.Tensor | None = None,
+        input_features: torch.Tensor | None = None,
+        audio_attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The audio tower pooled over the frames that hold real audio: `[batch, hidden]` (x2 for statistics)."""
+        return self.pool_audio_statistics(
+            self.get_audio_layer_statistics(input_values, input_features, audio_attention_mask)
+        )
 
     def get_audio_features(
         self,
         input_values: torch.Tensor | None = None,
         input_features: torch.Tensor | None = None,
         audio_attention_mask: torch.Tensor | None = None,
+        audio_layer_statistics: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Projected (not yet normalised) audio embeddings: `[batch, projection_dim]`."""
-        return self.audio_projection(self.get_audio_pooled_output(input_values, input_features, audio_attention_mask))
+        """L2-normalised projected audio embeddings `[batch, projection_dim]`, from the audio inputs or from
+        precomputed `audio_layer_statistics` (a frozen tower's cache)."""
+        if audio_layer_statistics is None:
+            audio_layer_statistics = self.get_audio_layer_statistics(input_values, input_features, audio_attention_mask)
+        pooled = self.pool_audio_statistics(audio_layer_statistics)
+        return nn.functional.normalize(self.audio_projection(pooled), dim=-1)
 
     # ------------------------------------------------------------------------------------------------- text
     def get_text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Projected (not yet normalised) embeddings of the texts' first token: `[batch, projection_dim]`."""
+        """L2-normalised projected embeddings of the texts' first token: `[batch, projection_dim]`."""
         hidden = self.text_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return self.text_projection(hidden[:, 0])
+        return nn.functional.normalize(self.text_projection(hidden[:, 0]), dim=-1)
 
-    # ---------------------------------------------------------------------------------------------- forward
+    def get_label_embeddings(self, processor, labels: Sequence[str], template: str) -> torch.Tensor:
+        """Normalised embeddings of one prompt per label (`template.format(label)`, e.g. "The emotion is sad."),
+        tokenised with `processor` (this model's `GEmoClapProcessor` or tokenizer): `[len(labels), projection_dim]`."""
+        tokens = processor(text=[template.format(label) for label in labels], return_tensors="pt")
+        return self.get_text_features(tokens["input_ids"].to(self.device), tokens["attention_mask"].to(self.device))
+
+    # ---------------------------------------------------------------------------------------------- scoring
     def logit_scales(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The audio and text inverse temperatures, exponentiated and clamped to `logit_scale_max`."""
         ceiling = math.log(self.config.logit_scale_max)
@@ -244,10 +277,9 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
     def similarity_logits(
         self, audio_embeds: torch.Tensor, text_embeds: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(audio->text, text->audio) logits of normalised embeddings, each scaled by its own temperature."""
-        scale_a, scale_t = self.logit_scales()
-        cosine = audio_embeds @ text_embeds.T
-        return scale_a * cosine, scale_t * cosine.T
+        """(audio->text, text->audio) logits of normalised embeddings, each scaled by its own temperature. Zero-shot
+        classification takes the softmax of the first against one embedding per label (`get_label_embeddings`)."""
+        return scaled_logits(audio_embeds, text_embeds, *self.logit_scales())
 
     def forward(
         self,
@@ -256,47 +288,65 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         audio_attention_mask: torch.Tensor | None = None,
         input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
+        prompt_index: torch.Tensor | None = None,
         gender_input_ids: torch.Tensor | None = None,
         gender_attention_mask: torch.Tensor | None = None,
+        gender_prompt_index: torch.Tensor | None = None,
         emotion_labels: torch.Tensor | None = None,
         gender_labels: torch.Tensor | None = None,
         audio_pooled_output: torch.Tensor | None = None,
+        audio_layer_statistics: torch.Tensor | None = None,
         return_loss: bool | None = None,
-        **kwargs,
+        return_dict: bool | None = None,
+        **unknown,
     ) -> GEmoClapOutput:
         r"""
         audio_attention_mask: 1 for real samples (or mel frames), 0 for padding; named apart from the text mask.
-        input_ids / attention_mask: one prompt per audio in training ("The emotion is {label}."), or one per
-            candidate label at inference.
-        gender_input_ids / gender_attention_mask: the gender prompts, one per audio ("ml" training).
+        input_ids / attention_mask: the tokenised prompts: one per candidate label at inference; in training one
+            per audio ("The emotion is {label}."), or each distinct prompt once with `prompt_index` (`[batch]`, the
+            row of each audio's prompt), which gives the same outputs with one text-tower pass per distinct prompt.
+        gender_input_ids / gender_attention_mask / gender_prompt_index: the same for the gender prompts ("ml").
         emotion_labels / gender_labels: class indices per audio; build the ground-truth matrices of the loss.
-        audio_pooled_output: precomputed pooled audio-tower outputs (a frozen tower's cache) used instead of the tower.
+        audio_pooled_output: precomputed pooled audio vectors, used instead of the tower and the pooling.
+        audio_layer_statistics: precomputed `get_audio_layer_statistics` (a frozen tower's cache), used instead of
+            the tower.
         return_loss: compute the loss (default: whenever `emotion_labels` is given).
         """
+        if unknown:
+            names = list(signature(self.forward).parameters)
+            hints = [
+                f"{name!r}" + "".join(f" (did you mean {m!r}?)" for m in get_close_matches(name, names, 1))
+                for name in unknown
+            ]
+            raise TypeError(f"GEmoClapModel.forward got unexpected input(s): {', '.join(hints)}")
         if input_ids is None:
             raise ValueError("input_ids (the tokenised prompts) are required")
         if audio_pooled_output is None:
-            audio_pooled_output = self.get_audio_pooled_output(input_values, input_features, audio_attention_mask)
+            if audio_layer_statistics is None:
+                audio_layer_statistics = self.get_audio_layer_statistics(
+                    input_values, input_features, audio_attention_mask
+                )
+            audio_pooled_output = self.pool_audio_statistics(audio_layer_statistics)
         audio_embeds = nn.functional.normalize(self.audio_projection(audio_pooled_output), dim=-1)
-        text_embeds = nn.functional.normalize(self.get_text_features(input_ids, attention_mask), dim=-1)
+        text_embeds = self.get_text_features(input_ids, attention_mask)
+        if prompt_index is not None:
+            text_embeds = text_embeds[prompt_index]
         logits_per_audio, logits_per_text = self.similarity_logits(audio_embeds, text_embeds)
 
         gender_text_embeds = logits_per_audio_gender = logits_per_text_gender = None
         if gender_input_ids is not None:
-            gender_text_embeds = nn.functional.normalize(
-                self.get_text_features(gender_input_ids, gender_attention_mask), dim=-1
-            )
+            gender_text_embeds = self.get_text_features(gender_input_ids, gender_attention_mask)
+            if gender_prompt_index is not None:
+                gender_text_embeds = gender_text_embeds[gender_prompt_index]
             logits_per_audio_gender, logits_per_text_gender = self.similarity_logits(audio_embeds, gender_text_embeds)
 
+        scale_audio, scale_text = self.logit_scales()
         loss = None
         if return_loss is None:
             return_loss = emotion_labels is not None
         if return_loss:
-            loss = self.compute_loss(
-                (logits_per_audio, logits_per_text),
-                (logits_per_audio_gender, logits_per_text_gender),
-                emotion_labels,
-                gender_labels,
+            loss = GEmoClapLoss.from_config(self.config)(
+                audio_embeds, text_embeds, (scale_audio, scale_text), emotion_labels, gender_labels, gender_text_embeds
             )
         return GEmoClapOutput(
             loss=loss,
@@ -307,34 +357,8 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
             logits_per_audio_gender=logits_per_audio_gender,
             logits_per_text_gender=logits_per_text_gender,
             gender_text_embeds=gender_text_embeds,
-        )
-
-    def compute_loss(
-        self,
-        emotion_logits: tuple[torch.Tensor, torch.Tensor],
-        gender_logits: tuple[torch.Tensor | None, torch.Tensor | None],
-        emotion_labels: torch.Tensor | None,
-        gender_labels: torch.Tensor | None,
-    ) -> torch.Tensor:
-        """The configured variant's loss; checks that the labels it needs were given."""
-        variant, target = self.config.variant, self.config.target
-        batch = emotion_logits[0].shape[0]
-        if emotion_logits[0].shape != (batch, batch):
-            raise ValueError(
-                f"training needs one prompt per audio: got {batch} audios and {emotion_logits[0].shape[1]} prompts"
-            )
-        if emotion_labels is None or emotion_labels.numel() != batch:
-            raise ValueError(f"emotion_labels must hold one label per audio ({batch})")
-        if variant == "emo":
-            return emo_clap_loss(*emotion_logits, emotion_labels, target)
-        if gender_labels is None or gender_labels.numel() != batch:
-            raise ValueError(f"variant {variant!r} needs gender_labels, one per audio ({batch})")
-        if variant == "sl":
-            return sl_gemo_clap_loss(*emotion_logits, emotion_labels, gender_labels, self.config.sl_alpha, target)
-        if gender_logits[0] is None:
-            raise ValueError("variant 'ml' needs gender_input_ids (one gender prompt per audio)")
-        return ml_gemo_clap_loss(
-            emotion_logits, gender_logits, emotion_labels, gender_labels, self.config.ml_alpha, target
+            logit_scale_audio=scale_audio,
+            logit_scale_text=scale_text,
         )
 
 

@@ -110,30 +110,23 @@ class GEmoClapZeroShotAudioClassificationPipeline(Pipeline):
         return {"audio": self.processor.prepare_audio(audio, sampling_rate)}
 
     def prompt_embeddings(self, candidate_labels: list[str], hypothesis_template: str) -> torch.Tensor:
-        """Normalised text embeddings of the label prompts, computed once per (labels, template)."""
+        """`model.get_label_embeddings` of the label prompts, computed once per (labels, template)."""
         key = (tuple(candidate_labels), hypothesis_template)
         if key not in self._prompt_embeddings:
-            prompts = [hypothesis_template.format(label) for label in candidate_labels]
-            tokens = self.processor(text=prompts).to(self.device)
-            embeds = self.model.get_text_features(tokens["input_ids"], tokens["attention_mask"])
-            self._prompt_embeddings[key] = torch.nn.functional.normalize(embeds, dim=-1)
+            self._prompt_embeddings[key] = self.model.get_label_embeddings(
+                self.processor, candidate_labels, hypothesis_template
+            )
         return self._prompt_embeddings[key]
 
     def _forward(self, model_inputs, candidate_labels, hypothesis_template):
         clips = model_inputs["audio"]
         clips = clips if isinstance(clips, list) else [clips]
         inputs = self.processor(audio=clips, sampling_rate=self.processor.sampling_rate).to(self.device)
-        audio_embeds = torch.nn.functional.normalize(
-            self.model.get_audio_features(
-                input_values=inputs.get("input_values"),
-                input_features=inputs.get("input_features"),
-                audio_attention_mask=inputs["audio_attention_mask"],
-            ),
-            dim=-1,
+        audio_embeds = self.model.get_audio_features(**inputs)
+        logits, _ = self.model.similarity_logits(
+            audio_embeds, self.prompt_embeddings(candidate_labels, hypothesis_template)
         )
-        text_embeds = self.prompt_embeddings(candidate_labels, hypothesis_template)
-        scale_audio, _ = self.model.logit_scales()
-        return {"logits": scale_audio * audio_embeds @ text_embeds.T}
+        return {"logits": logits}
 
     def postprocess(self, model_outputs, candidate_labels):
         scores = model_outputs["logits"][0].float().softmax(dim=-1).tolist()

@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from transformers import AutoFeatureExtractor, AutoTokenizer, BatchFeature, ProcessorMixin
 
+from .audio_tower_gemo_clap import AudioTower, audio_tower_for_inputs
+
 MAX_CHANNELS = 8
 MIN_SECONDS = 0.1  # shorter clips are zero-padded to this length so every tower yields at least one frame
 INTEGER_SCALES = {np.dtype(np.int16): 2**15, np.dtype(np.int32): 2**31, np.dtype(np.int8): 2**7}
@@ -95,8 +97,13 @@ class GEmoClapProcessor(ProcessorMixin):
         return self.feature_extractor.sampling_rate
 
     @property
+    def audio_tower(self) -> AudioTower:
+        """The adapter of the audio tower this feature extractor feeds."""
+        return audio_tower_for_inputs(self.feature_extractor.model_input_names)
+
+    @property
     def uses_spectrogram(self) -> bool:
-        return "input_features" in self.feature_extractor.model_input_names
+        return self.audio_tower.input_name == "input_features"
 
     def prepare_audio(self, audio: Any, sampling_rate: int | None = None, index: int = 0) -> np.ndarray:
         """Validate one clip and bring it to mono float32 at the extractor's rate, cut to `max_audio_seconds`."""
@@ -137,7 +144,7 @@ class GEmoClapProcessor(ProcessorMixin):
             if len(clips) == 0:
                 raise ValueError("audio is an empty list")
             arrays = [self.prepare_audio(clip, sampling_rate, index) for index, clip in enumerate(clips)]
-            data.update(self._audio_features(arrays))
+            data.update(self.audio_tower.features(self.feature_extractor, arrays))
         if text is not None:
             if not isinstance(text, str) and len(text) == 0:
                 raise ValueError("text is an empty list")
@@ -145,30 +152,9 @@ class GEmoClapProcessor(ProcessorMixin):
             data["input_ids"], data["attention_mask"] = tokens["input_ids"], tokens["attention_mask"]
         return BatchFeature(data, tensor_type=return_tensors)
 
-    def _audio_features(self, arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
-        if not self.uses_spectrogram:
-            features = self.feature_extractor(
-                arrays, sampling_rate=self.sampling_rate, padding=True, return_attention_mask=True, return_tensors="np"
-            )
-            return {"input_values": features["input_values"], "audio_attention_mask": features["attention_mask"]}
-        mels = [
-            self.feature_extractor(array, sampling_rate=self.sampling_rate, padding="longest", return_tensors="np")[
-                "input_features"
-            ][0]
-            for array in arrays
-        ]
-        longest = max(mel.shape[-1] for mel in mels)
-        batch = np.zeros((len(mels), mels[0].shape[0], longest), dtype=np.float32)
-        mask = np.zeros((len(mels), longest), dtype=np.int64)
-        for row, mel in enumerate(mels):
-            batch[row, :, : mel.shape[-1]] = mel
-            mask[row, : mel.shape[-1]] = 1
-        return {"input_features": batch, "audio_attention_mask": mask}
-
     @property
     def model_input_names(self) -> list[str]:
-        audio_input = "input_features" if self.uses_spectrogram else "input_values"
-        return [audio_input, "audio_attention_mask", "input_ids", "attention_mask"]
+        return [self.audio_tower.input_name, "audio_attention_mask", "input_ids", "attention_mask"]
 
 
 def _is_batch(audio: Any) -> bool:

@@ -13,7 +13,7 @@ from .builder import (
     push_dataset,
     save_dataset,
 )
-from .corpora import READERS, scan_corpus
+from .corpora import CORPORA, CorpusSpec, corpus_spec, scan_corpus
 from .folds import assign_speaker_folds
 from .label_maps import FOUR_CLASS, PRESETS, LabelMap, apply_label_map, parse_label_map
 from .records import CorpusError, CorpusScan, Skipped, Utterance
@@ -28,12 +28,14 @@ __all__ = [
     "FOUR_CLASS",
     "LabelMap",
     "PRESETS",
-    "READERS",
+    "CORPORA",
+    "CorpusSpec",
     "Skipped",
     "Utterance",
     "apply_label_map",
     "assign_speaker_folds",
     "build_corpus",
+    "corpus_spec",
     "build_dataset",
     "dataset_features",
     "decode_example_audio",

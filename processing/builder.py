@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import tempfile
 import uuid
 import warnings
@@ -16,22 +15,18 @@ from pathlib import Path
 
 import datasets
 
+from ..atomic import atomic_path
+from ..modeling.configuration_gemo_clap import DEFAULT_MAX_AUDIO_SECONDS as DEFAULT_MAX_SECONDS
 from .audio import SAMPLING_RATE, AudioDecodeError, encode_wav, load_audio
-from .corpora import scan_corpus
-from .corpora.iemocap import NUM_SESSIONS
+from .corpora import CORPORA, corpus_spec, scan_corpus
 from .folds import with_speaker_folds
-from .label_maps import FOUR_CLASS, LabelMap, apply_label_map, parse_label_map
+from .label_maps import LabelMap, apply_label_map, parse_label_map
 from .records import GENDERS, CorpusError, Skipped, Utterance
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_SECONDS = 14.0
 DEFAULT_NUM_FOLDS = 5
 WRITER_BATCH_SIZE = 100  # examples buffered per Arrow record batch: bounds memory with long clips
-IEMOCAP_LICENCE_WARNING = (
-    "IEMOCAP's licence forbids redistributing the corpus: keep this dataset private and share it only with people "
-    "who have signed the IEMOCAP release agreement."
-)
 
 
 def dataset_features(emotion_names: Sequence[str]) -> datasets.Features:
@@ -159,16 +154,17 @@ def build_corpus(
 ) -> tuple[datasets.Dataset, BuildReport]:
     """Build the dataset of a corpus on disk: read, map labels, assign folds, decode.
 
-    ``corpus`` is ``iemocap``, ``emodb``, ``ravdess``, ``crema-d`` or ``manifest``. IEMOCAP defaults to the
-    ``4class`` map and its folds are its five sessions; other corpora keep all labels unless ``label_map`` is given,
-    and get ``num_folds`` (default 5) speaker-independent folds unless a manifest has a ``fold`` column. With
+    ``corpus`` is a name of ``CORPORA``. A corpus's spec gives its default label map (IEMOCAP: ``4class``; others
+    keep all labels unless ``label_map`` is given) and its fixed folds (IEMOCAP: its five sessions); other corpora
+    get ``num_folds`` (default 5) speaker-independent folds unless a manifest has a ``fold`` column. With
     ``strict``, any skipped file or malformed label line is an error.
     """
     scan = scan_corpus(corpus, source)
+    spec = CORPORA[corpus]
     if strict and scan.skipped:
         raise CorpusError(f"{corpus}: {len(scan.skipped)} problem(s) in {source}: {_listing(scan.skipped)}")
-    if label_map is None and corpus == "iemocap":
-        label_map = FOUR_CLASS
+    if label_map is None:
+        label_map = spec.default_label_map
     mapping = parse_label_map(label_map) if label_map is not None else None
     records, names, dropped = apply_label_map(scan.records, scan.labels, mapping, keep_all)
     if not records:
@@ -176,9 +172,11 @@ def build_corpus(
             f"{corpus}: no utterances left in {source} ({len(scan.records)} found, {len(scan.skipped)} skipped, "
             f"dropped by the label map: {dict(dropped)})"
         )
-    if corpus == "iemocap":
-        if num_folds not in (None, NUM_SESSIONS):
-            raise CorpusError(f"IEMOCAP folds are its {NUM_SESSIONS} sessions; got num_folds={num_folds}")
+    if spec.fixed_folds is not None:
+        if num_folds not in (None, spec.fixed_folds):
+            raise CorpusError(
+                f"{spec.title} folds are its {spec.fixed_folds} {spec.fold_unit}; got num_folds={num_folds}"
+            )
     elif records[0].fold is None:
         records = with_speaker_folds(records, num_folds or DEFAULT_NUM_FOLDS)
     elif num_folds is not None:
@@ -196,28 +194,21 @@ def save_dataset(dataset: datasets.Dataset, output_dir: str | Path, overwrite: b
     output_dir = Path(output_dir)
     if output_dir.exists() and not overwrite:
         raise FileExistsError(f"output folder already exists: {output_dir} (pass overwrite=True / --overwrite)")
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
-    previous = staging / "previous"
-    try:
-        dataset.save_to_disk(str(staging / "dataset"))
-        if output_dir.exists():
-            os.replace(output_dir, previous)
-        try:
-            os.replace(staging / "dataset", output_dir)
-        except OSError:
-            if previous.exists():
-                os.replace(previous, output_dir)
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with atomic_path(output_dir, unique=True) as staging:
+        dataset.save_to_disk(str(staging))
     return output_dir
 
 
 def push_dataset(dataset: datasets.Dataset, repo_id: str, private: bool = True, **kwargs):
-    """``dataset.push_to_hub`` that defaults to a private repository and warns about IEMOCAP's licence."""
-    if dataset.info.dataset_name == "iemocap":
-        message = IEMOCAP_LICENCE_WARNING + ("" if private else f" Pushing it PUBLICLY to {repo_id} breaks it.")
+    """``dataset.push_to_hub`` that defaults to a private repository and warns when the corpus's licence forbids
+    redistributing it (IEMOCAP)."""
+    spec = corpus_spec(dataset.info.dataset_name)
+    if spec is not None and not spec.redistributable:
+        message = (
+            f"{spec.title}'s licence forbids redistributing the corpus: keep this dataset private and share it only "
+            f"with people who have signed the {spec.title} release agreement."
+        )
+        message += "" if private else f" Pushing it PUBLICLY to {repo_id} breaks it."
         warnings.warn(message, UserWarning, stacklevel=2)
     return dataset.push_to_hub(repo_id, private=private, **kwargs)
 

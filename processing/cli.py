@@ -8,14 +8,13 @@ import tempfile
 from pathlib import Path
 
 from .builder import DEFAULT_MAX_SECONDS, build_corpus, save_dataset
-from .corpora import READERS
+from .corpora import CORPORA
 from .label_maps import PRESETS
-from .records import CorpusError
 from .summary import format_summary
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("corpus", choices=list(READERS), help="corpus reader")
+    parser.add_argument("corpus", choices=list(CORPORA), help="corpus reader")
     parser.add_argument(
         "source", type=Path, help="corpus folder (IEMOCAP_full_release/, EmoDB, RAVDESS, CREMA-D) or manifest file"
     )
@@ -43,9 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.max_seconds < 0:
-        raise SystemExit(f"error: --max-seconds must be >= 0, got {args.max_seconds}")
+        raise ValueError(f"--max-seconds must be >= 0, got {args.max_seconds}")
     if args.output.exists() and not args.overwrite:
-        raise SystemExit(f"error: output folder already exists: {args.output} (use --overwrite)")
+        raise FileExistsError(f"output folder already exists: {args.output} (use --overwrite)")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     cache_dir = tempfile.mkdtemp(prefix=f".{args.output.name}.cache-", dir=args.output.parent)
     try:
@@ -62,8 +61,6 @@ def run(args: argparse.Namespace) -> int:
         )
         save_dataset(dataset, args.output, overwrite=args.overwrite)
         print(format_summary(dataset, report))
-    except CorpusError as error:  # bad input: one clear line, no traceback
-        raise SystemExit(f"error: {error}") from error
     finally:
         shutil.rmtree(cache_dir, ignore_errors=True)
     print(f"saved to {args.output}")

@@ -1,5 +1,5 @@
 """Batches built datasets for GEmo-CLAP: decoded audio through the processor, one prompt per utterance,
-emotion/gender label tensors and each example's key (id + audio hash, for the frozen-tower cache)."""
+emotion/gender label tensors and each example's cache key (id + audio hash, for the frozen-tower cache)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from ..modeling import GEmoClapProcessor
+from ..modeling.configuration_gemo_clap import DEFAULT_GENDER_LABELS
 from .audio import SAMPLING_RATE, decode_example_audio
 
 
@@ -27,7 +28,7 @@ class GEmoClapCollator:
 
     processor: GEmoClapProcessor
     emotion_names: Sequence[str]
-    gender_names: Sequence[str] = ("female", "male")
+    gender_names: Sequence[str] = DEFAULT_GENDER_LABELS
     prompt_template: str = "The emotion is {}."
     gender_prompt_template: str = "The speaker is {}."
     with_gender_prompts: bool = False
@@ -53,7 +54,7 @@ class GEmoClapCollator:
                     tokens["input_ids"],
                     tokens["attention_mask"],
                 )
-        batch["keys"] = [example_key(example) for example in examples]
+        batch["cache_keys"] = [example_key(example) for example in examples]
         return batch
 
 

@@ -29,7 +29,7 @@ def make_clip():
 @pytest.fixture(scope="session")
 def tiny_encoders(tmp_path_factory):
     """`tiny_encoders(kind)` -> (audio_dir, text_dir) of small random towers saved in Hugging Face layout."""
-    from gemo_clap.train.towers import save_tiny_encoders
+    from gemo_clap.train.tiny_towers import save_tiny_encoders
 
     built: dict[str, tuple[Path, Path]] = {}
 

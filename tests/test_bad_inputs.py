@@ -145,7 +145,7 @@ def test_model_and_training_configs_name_the_bad_field(kwargs, field):
     with pytest.raises(ValueError, match=field):
         GEmoClapConfig(**kwargs)
     with pytest.raises(ValueError, match=field):
-        TrainingConfig(**kwargs)
+        TrainingConfig(model=kwargs)
 
 
 def test_typo_in_a_config_file_is_named_with_a_suggestion(tmp_path, capsys):
@@ -203,10 +203,8 @@ def test_build_dataset_with_a_bad_manifest_leaves_no_output(tmp_path, capsys):
     manifest = tmp_path / "manifest.csv"
     manifest.write_text("path,emotion,speaker\na.wav,angry,s1\n")  # no gender column
     output = tmp_path / "built"
-    with pytest.raises(SystemExit) as exit_info:
-        main(["build-dataset", "manifest", str(manifest), "--output", str(output)])
-    assert exit_info.value.code not in (0, None)
-    assert "gender" in str(exit_info.value.code) + capsys.readouterr().err
+    assert main(["build-dataset", "manifest", str(manifest), "--output", str(output)]) == 2
+    assert "gender" in capsys.readouterr().err
     assert not output.exists()
     assert [p.name for p in tmp_path.iterdir()] == ["manifest.csv"]
 

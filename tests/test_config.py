@@ -21,7 +21,7 @@ def test_defaults():
     assert config.projection_dim == 512
     assert config.projection_layers == 2
     assert config.variant == "emo"
-    assert config.target == "softmax"
+    assert config.target_normalisation == "softmax"
     assert config.prompt_template == "The emotion is {}."
     assert config.gender_prompt_template == "The speaker is {}."
     assert config.logit_scale_init == pytest.approx(1 / 0.07)
@@ -57,7 +57,7 @@ def test_save_load_round_trip(tmp_path):
         variant="ml",
         sl_alpha=0.25,
         ml_alpha=0.6,
-        target="row",
+        target_normalisation="row",
         emotion_labels=["anger", "boredom", "neutral"],
         gender_labels=["f", "m"],
         prompt_template="Sounds {}.",
@@ -68,7 +68,12 @@ def test_save_load_round_trip(tmp_path):
         assert type(loaded) is GEmoClapConfig
         assert isinstance(loaded.audio_config, WhisperConfig) and isinstance(loaded.text_config, BertConfig)
         assert without_path(loaded.to_dict()) == without_path(config.to_dict())
-        assert (loaded.variant, loaded.sl_alpha, loaded.ml_alpha, loaded.target) == ("ml", 0.25, 0.6, "row")
+        assert (loaded.variant, loaded.sl_alpha, loaded.ml_alpha, loaded.target_normalisation) == (
+            "ml",
+            0.25,
+            0.6,
+            "row",
+        )
         assert loaded.emotion_labels == ["anger", "boredom", "neutral"]
         assert loaded.projection_dim == 48 and loaded.max_audio_seconds == 8.0
 
@@ -77,7 +82,8 @@ def test_save_load_round_trip(tmp_path):
     "kwargs, field",
     [
         ({"variant": "clip"}, "variant"),
-        ({"target": "hard"}, "target"),
+        ({"target_normalisation": "hard"}, "target_normalisation"),
+        ({"target": "hard"}, "target_normalisation"),  # the name before the rename still works
         ({"sl_alpha": 1.5}, "sl_alpha"),
         ({"sl_alpha": -0.1}, "sl_alpha"),
         ({"ml_alpha": 1.01}, "ml_alpha"),

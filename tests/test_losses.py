@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from gemo_clap.modeling import emo_clap_loss, kl_contrastive_loss, ml_gemo_clap_loss, sl_gemo_clap_loss
+from gemo_clap.modeling import LossInputs, emo_clap_loss, kl_contrastive_loss, ml_gemo_clap_loss, sl_gemo_clap_loss
 
 # ------------------------------------------------------------------------------------------ numpy reference
 
@@ -94,7 +94,7 @@ def test_reference_targets_match_the_paper_by_hand():
 def test_emo_clap_loss_matches_numpy(name, mode):
     t, a = tensors(CASES[name]), arrays(CASES[name])
     expected = np_task(a["audio"], a["text"], np_same(a["emotion"]), mode)
-    loss = emo_clap_loss(t["audio"], t["text"], t["emotion"], target=mode)
+    loss = emo_clap_loss(LossInputs(t["audio"], t["text"], t["emotion"]), target_normalisation=mode)
     assert loss.shape == ()
     assert loss.item() == pytest.approx(expected, rel=1e-6, abs=1e-9)
 
@@ -106,7 +106,7 @@ def test_sl_gemo_clap_loss_matches_numpy(name, mode):
     t, a = tensors(CASES[name]), arrays(CASES[name])
     ground_truth = alpha * np_same(a["emotion"]) + (1 - alpha) * np_same(a["gender"])
     expected = np_task(a["audio"], a["text"], ground_truth, mode)
-    loss = sl_gemo_clap_loss(t["audio"], t["text"], t["emotion"], t["gender"], alpha, target=mode)
+    loss = sl_gemo_clap_loss(LossInputs(t["audio"], t["text"], t["emotion"], t["gender"]), alpha, mode)
     assert loss.item() == pytest.approx(expected, rel=1e-6, abs=1e-9)
     # the gender term matters: without it (plain Emo-CLAP) the value differs
     assert abs(loss.item() - np_task(a["audio"], a["text"], np_same(a["emotion"]), mode)) > 1e-3
@@ -120,7 +120,7 @@ def test_ml_gemo_clap_loss_matches_numpy(name, mode):
     emotion_task = np_task(a["audio"], a["text"], np_same(a["emotion"]), mode)
     gender_task = np_task(a["gender_audio"], a["gender_text"], np_same(a["gender"]), mode)
     loss = ml_gemo_clap_loss(
-        (t["audio"], t["text"]), (t["gender_audio"], t["gender_text"]), t["emotion"], t["gender"], alpha, target=mode
+        LossInputs(t["audio"], t["text"], t["emotion"], t["gender"], t["gender_audio"], t["gender_text"]), alpha, mode
     )
     assert loss.item() == pytest.approx(alpha * emotion_task + (1 - alpha) * gender_task, rel=1e-6, abs=1e-9)
 
@@ -131,7 +131,7 @@ def test_text_direction_uses_transposed_ground_truth(mode):
     a = arrays(CASES["3x3"])
     ground_truth = np.array([[1.0, 1.0, 0.0], [0.0, 1.0, 0.0], [1.0, 0.0, 1.0]])
     loss = kl_contrastive_loss(
-        torch.tensor(a["audio"]), torch.tensor(a["text"]), torch.tensor(ground_truth), target=mode
+        torch.tensor(a["audio"]), torch.tensor(a["text"]), torch.tensor(ground_truth), target_normalisation=mode
     ).item()
     assert loss == pytest.approx(np_task(a["audio"], a["text"], ground_truth, mode), rel=1e-6)
     untransposed = np_target(ground_truth, mode)
@@ -145,43 +145,47 @@ def test_single_emotion_batch_has_uniform_target(mode):
     the loss is -log(n) - mean(log_softmax(logits)) per direction."""
     a = arrays(CASES["4x4"])
     labels = torch.tensor([3, 3, 3, 3])
-    loss = emo_clap_loss(torch.tensor(a["audio"]), torch.tensor(a["text"]), labels, target=mode).item()
+    loss = emo_clap_loss(
+        LossInputs(torch.tensor(a["audio"]), torch.tensor(a["text"]), labels), target_normalisation=mode
+    ).item()
     closed_form = np.mean([-np.log(4) - np_log_softmax(a[key]).mean() for key in ("audio", "text")])
     assert loss == pytest.approx(closed_form, rel=1e-6)
     assert loss == pytest.approx(np_task(a["audio"], a["text"], np.ones((4, 4)), mode), rel=1e-6)
     equal_logits = torch.full((4, 4), 1.7, dtype=torch.float64)
-    assert emo_clap_loss(equal_logits, equal_logits, labels, target=mode).item() == pytest.approx(0.0, abs=1e-7)
+    assert emo_clap_loss(
+        LossInputs(equal_logits, equal_logits, labels), target_normalisation=mode
+    ).item() == pytest.approx(0.0, abs=1e-7)
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_batch_of_one_gives_zero_loss(mode):
     logits = torch.tensor([[5.3]])
     labels, genders = torch.tensor([2]), torch.tensor([1])
-    assert emo_clap_loss(logits, logits, labels, target=mode).item() == 0.0
-    assert sl_gemo_clap_loss(logits, logits, labels, genders, 0.3, target=mode).item() == 0.0
-    assert ml_gemo_clap_loss((logits, logits), (logits, logits), labels, genders, 0.7, target=mode).item() == 0.0
+    assert emo_clap_loss(LossInputs(logits, logits, labels), target_normalisation=mode).item() == 0.0
+    assert sl_gemo_clap_loss(LossInputs(logits, logits, labels, genders), 0.3, mode).item() == 0.0
+    assert ml_gemo_clap_loss(LossInputs(logits, logits, labels, genders, logits, logits), 0.7, mode).item() == 0.0
 
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("name", CASES)
 def test_sl_with_alpha_one_equals_emo_clap_exactly(name, mode):
     t = tensors(CASES[name])
-    sl = sl_gemo_clap_loss(t["audio"], t["text"], t["emotion"], t["gender"], 1.0, target=mode)
-    assert torch.equal(sl, emo_clap_loss(t["audio"], t["text"], t["emotion"], target=mode))
+    sl = sl_gemo_clap_loss(LossInputs(t["audio"], t["text"], t["emotion"], t["gender"]), 1.0, mode)
+    assert torch.equal(sl, emo_clap_loss(LossInputs(t["audio"], t["text"], t["emotion"]), target_normalisation=mode))
 
 
 def test_ml_with_alpha_one_equals_emo_clap_exactly():
     t = tensors(CASES["4x4"])
     ml = ml_gemo_clap_loss(
-        (t["audio"], t["text"]), (t["gender_audio"], t["gender_text"]), t["emotion"], t["gender"], 1.0
+        LossInputs(t["audio"], t["text"], t["emotion"], t["gender"], t["gender_audio"], t["gender_text"]), 1.0
     )
-    assert torch.equal(ml, emo_clap_loss(t["audio"], t["text"], t["emotion"]))
+    assert torch.equal(ml, emo_clap_loss(LossInputs(t["audio"], t["text"], t["emotion"])))
 
 
 def test_unknown_target_normalisation_raises():
     t = tensors(CASES["3x3"])
     with pytest.raises(ValueError, match="'hard'"):
-        emo_clap_loss(t["audio"], t["text"], t["emotion"], target="hard")
+        emo_clap_loss(LossInputs(t["audio"], t["text"], t["emotion"]), target_normalisation="hard")
 
 
 @pytest.mark.parametrize("variant", ["emo", "sl", "ml"])
@@ -189,15 +193,21 @@ def test_gradients_flow_and_are_finite(variant):
     t = tensors(CASES["4x4"])
     leaves = {key: t[key].clone().requires_grad_(True) for key in ("audio", "text", "gender_audio", "gender_text")}
     if variant == "emo":
-        loss = emo_clap_loss(leaves["audio"], leaves["text"], t["emotion"])
+        loss = emo_clap_loss(LossInputs(leaves["audio"], leaves["text"], t["emotion"]))
         used = ("audio", "text")
     elif variant == "sl":
-        loss = sl_gemo_clap_loss(leaves["audio"], leaves["text"], t["emotion"], t["gender"], 0.3)
+        loss = sl_gemo_clap_loss(LossInputs(leaves["audio"], leaves["text"], t["emotion"], t["gender"]), 0.3)
         used = ("audio", "text")
     else:
-        emotion_logits = (leaves["audio"], leaves["text"])
-        gender_logits = (leaves["gender_audio"], leaves["gender_text"])
-        loss = ml_gemo_clap_loss(emotion_logits, gender_logits, t["emotion"], t["gender"], 0.7)
+        logits = (
+            leaves["audio"],
+            leaves["text"],
+            t["emotion"],
+            t["gender"],
+            leaves["gender_audio"],
+            leaves["gender_text"],
+        )
+        loss = ml_gemo_clap_loss(LossInputs(*logits), 0.7)
         used = ("audio", "text", "gender_audio", "gender_text")
     loss.backward()
     for key in used:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score, recall_score
 
-from gemo_clap.train.metric_loading import SER_METRIC_PATH, load_ser_metric
+from gemo_clap.train.evaluation.metric_loading import SER_METRIC_PATH, load_ser_metric
 
 EMOTIONS = ["anger", "boredom", "disgust", "fear", "happiness", "sadness", "neutral"]
 

@@ -9,7 +9,7 @@ from transformers import AutoModel
 from transformers.models.wavlm.modeling_wavlm import WavLMModel
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-from gemo_clap.modeling import GEmoClapModel, ml_gemo_clap_loss, sl_gemo_clap_loss
+from gemo_clap.modeling import GEmoClapModel, LossInputs, ml_gemo_clap_loss, sl_gemo_clap_loss
 from gemo_clap.train.towers import build_model_and_processor
 
 KINDS = ["wavlm", "whisper"]
@@ -73,10 +73,13 @@ def test_output_fields_and_shapes(built, clips, variant):
         assert output.logits_per_audio_gender.shape == (3, 3) and output.logits_per_text_gender.shape == (3, 3)
         assert output.gender_text_embeds.shape == (3, PROJECTION_DIM)
         expected = ml_gemo_clap_loss(
-            emotion_logits,
-            (output.logits_per_audio_gender, output.logits_per_text_gender),
-            inputs["emotion_labels"],
-            inputs["gender_labels"],
+            LossInputs(
+                *emotion_logits,
+                inputs["emotion_labels"],
+                inputs["gender_labels"],
+                output.logits_per_audio_gender,
+                output.logits_per_text_gender,
+            ),
             0.7,
         )
         torch.testing.assert_close(output.loss, expected)
@@ -84,7 +87,9 @@ def test_output_fields_and_shapes(built, clips, variant):
         assert output.logits_per_audio_gender is None and output.logits_per_text_gender is None
         assert output.gender_text_embeds is None
     if variant == "sl":
-        expected = sl_gemo_clap_loss(*emotion_logits, inputs["emotion_labels"], inputs["gender_labels"], 0.3)
+        expected = sl_gemo_clap_loss(
+            LossInputs(*emotion_logits, inputs["emotion_labels"], inputs["gender_labels"]), 0.3
+        )
         torch.testing.assert_close(output.loss, expected)
 
 

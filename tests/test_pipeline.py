@@ -52,11 +52,9 @@ def expected_scores(pipe, clip, labels, template) -> dict[str, float]:
     model, processor = pipe.model, pipe.processor
     with torch.no_grad():
         tokens = processor(text=[template.format(label) for label in labels])
-        text = torch.nn.functional.normalize(
-            model.get_text_features(tokens["input_ids"], tokens["attention_mask"]), dim=-1
-        )
+        text = model.get_text_features(tokens["input_ids"], tokens["attention_mask"])  # normalised, as CLAP's
         audio_inputs = processor(audio=clip, sampling_rate=16000)
-        audio = torch.nn.functional.normalize(model.get_audio_features(**audio_inputs), dim=-1)
+        audio = model.get_audio_features(**audio_inputs)
         scores = (model.logit_scales()[0] * audio @ text.T).softmax(dim=-1)[0]
     return dict(zip(labels, scores.tolist()))
 

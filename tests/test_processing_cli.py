@@ -43,10 +43,10 @@ def test_build_iemocap_prints_the_table_and_saves(release, tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["iemocap-4class"]  # cache and staging removed
 
 
-def test_strict_failure_leaves_no_output(release, tmp_path):
+def test_strict_failure_leaves_no_output(release, tmp_path, capsys):
     out = tmp_path / "out"
-    with pytest.raises(SystemExit, match=r"error: iemocap: 2 problem\(s\)"):
-        main(["build-dataset", "iemocap", str(release), "--output", str(out), "--strict"])
+    assert main(["build-dataset", "iemocap", str(release), "--output", str(out), "--strict"]) == 2
+    assert "gemo-clap build-dataset: iemocap: 2 problem(s)" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
 
 
@@ -59,12 +59,12 @@ def test_manifest_options_and_existing_output(tmp_path, capsys):
     assert dataset.features["emotion"].names == ["angry", "sad"] and len(dataset) == 8
     assert list(dataset["duration"]) == pytest.approx([0.1] * 8)
     assert "dropped 4 utterances with unmapped labels: boredom 4" in capsys.readouterr().out
-    with pytest.raises(SystemExit, match="output folder already exists"):
-        main(argv)
+    assert main(argv) == 2
+    assert "output folder already exists" in capsys.readouterr().err
     assert main([*argv, "--overwrite", "--label-map", "anger:angry", "--keep-all"]) == 0
     assert datasets.load_from_disk(str(out)).features["emotion"].names == ["angry", "sadness", "boredom"]
-    with pytest.raises(SystemExit, match="cannot make 5 speaker-independent folds from 4 speakers"):
-        main(["build-dataset", "manifest", str(manifest), "--output", str(tmp_path / "other")])
+    assert main(["build-dataset", "manifest", str(manifest), "--output", str(tmp_path / "other")]) == 2
+    assert "cannot make 5 speaker-independent folds from 4 speakers" in capsys.readouterr().err
 
 
 def test_console_script(tmp_path):
@@ -89,5 +89,5 @@ def test_console_script(tmp_path):
         text=True,
         timeout=300,
     )
-    assert failed.returncode == 1 and "error: manifest source not found" in failed.stderr
+    assert failed.returncode == 2 and "gemo-clap build-dataset: manifest source not found" in failed.stderr
     assert "Traceback" not in failed.stderr

@@ -13,8 +13,8 @@ from huggingface_hub.errors import RepositoryNotFoundError
 from safetensors.torch import save_file
 from transformers import BertConfig, BertModel
 
-from gemo_clap.train.model_card import render_model_card
-from gemo_clap.train.publish import files_to_publish, push_model_folder
+from gemo_clap.train.hub.model_card import render_model_card
+from gemo_clap.train.hub.publish import files_to_publish, push_model_folder
 
 LABELS = ["anger", "happiness", "sadness", "neutral"]
 SUMMARY = {

@@ -7,7 +7,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from gemo_clap.train.report import (
+from gemo_clap.train.evaluation.report import (
     confusion_matrix_figsize,
     markdown_table,
     plot_confusion_matrix,

@@ -200,7 +200,7 @@ def test_cli_typo_exits_2_with_the_suggestion(tmp_path, capsys):
     )
     assert code == 2
     assert capsys.readouterr().err.strip() == (
-        f"gemo-clap train: {config}: unknown key 'learnig_rate' (did you mean 'learning_rate'?)"
+        "gemo-clap train: override 'learnig_rate=1e-3': unknown key 'learnig_rate' (did you mean 'learning_rate'?)"
     )
     assert not (tmp_path / "out").exists()
 

@@ -1,19 +1,19 @@
-"""Cache of a frozen audio tower's pooled outputs, so epochs after the first skip the tower.
+"""Cache of a frozen audio tower's per-layer pooled statistics, so epochs after the first skip the tower.
 
-Entries are keyed by a fingerprint of the tower's weights and each utterance's key (id + audio hash, from the
-collator), so a cache is
-never reused for another tower or changed audio; it persists as one safetensors file per tower fingerprint
-(shared by every fold and variant trained on the same tower)."""
+Entries are keyed by a fingerprint of the tower's weights and each utterance's cache key (id + audio hash, from the
+collator), so a cache is never reused for another tower or changed audio; it persists as one safetensors file per
+tower fingerprint (shared by every fold and variant trained on the same tower)."""
 
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
+
+from ..atomic import atomic_path
 
 
 def module_fingerprint(module: nn.Module) -> str:
@@ -26,11 +26,12 @@ def module_fingerprint(module: nn.Module) -> str:
 
 
 class AudioFeatureCache:
-    """Pooled audio-tower outputs by utterance key, for one tower fingerprint; optionally persisted in `directory`."""
+    """Audio-tower statistics by utterance key, for one tower fingerprint; optionally persisted in `directory`."""
 
-    def __init__(self, tower: nn.Module, directory: str | Path | None = None):
+    def __init__(self, tower: nn.Module, directory: str | Path | None = None, layers: str = "last"):
         self.fingerprint = module_fingerprint(tower)
-        self.path = Path(directory) / f"audio-{self.fingerprint}.safetensors" if directory else None
+        name = f"audio-{self.fingerprint}-{layers}.safetensors"  # statistics of the last layer, or of all layers
+        self.path = Path(directory) / name if directory else None
         self.entries: dict[str, torch.Tensor] = {}
         if self.path is not None and self.path.exists():
             self.entries = load_file(str(self.path))
@@ -54,8 +55,6 @@ class AudioFeatureCache:
         """Write the cache atomically (temp file renamed into place) when it has new entries."""
         if self.path is None or not self._dirty or not self.entries:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_suffix(f".{os.getpid()}.partial")
-        save_file(self.entries, str(partial))
-        os.replace(partial, self.path)
+        with atomic_path(self.path, unique=True) as partial:
+            save_file(self.entries, str(partial))
         self._dirty = False

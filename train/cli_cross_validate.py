@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from pathlib import Path
 
 from .cli_train import config_from_args
@@ -23,19 +22,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def cross_validate(config: TrainingConfig, variants: list[str], folds: list[int] | None = None) -> dict[str, Path]:
     """Train/test each (variant, fold); returns the written report files."""
+    from ..modeling import VARIANTS
     from .data import load_built_dataset
+    from .evaluation.report import write_report
     from .loop import train
-    from .report import write_report
 
-    dataset = load_built_dataset(config.dataset, needs_gender=any(v != "emo" for v in variants))
+    needs_gender = any(VARIANTS[variant].needs_gender_labels for variant in variants)
+    dataset = load_built_dataset(config.dataset, needs_gender=needs_gender)
     folds = folds or sorted(set(dataset["fold"]))
     root = Path(config.output_dir)
     results: dict[str, list[dict]] = {}
     for variant in variants:
         for fold in folds:
             run = dataclasses.replace(
-                config,
-                variant=variant,
+                config.with_model(variant=variant),
                 test_fold=fold,
                 output_dir=str(root / variant / f"fold_{fold}"),
                 audio_cache_dir=config.audio_cache_dir or str(root / "audio_cache"),
@@ -46,15 +46,11 @@ def cross_validate(config: TrainingConfig, variants: list[str], folds: list[int]
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        config = config_from_args(args)
-        variants = args.variants.split(",") if args.variants else [config.variant]
-        for variant in variants:
-            dataclasses.replace(config, variant=variant)  # validates each variant name
-        folds = [int(fold) for fold in args.folds.split(",")] if args.folds else None
-    except (ValueError, FileNotFoundError) as error:
-        print(f"gemo-clap cross-validate: {error}", file=sys.stderr)
-        return 2
+    config = config_from_args(args)
+    variants = args.variants.split(",") if args.variants else [config.variant]
+    for variant in variants:
+        config.with_model(variant=variant)  # validates each variant name
+    folds = [int(fold) for fold in args.folds.split(",")] if args.folds else None
     paths = cross_validate(config, variants, folds)
     print(Path(paths["results_md"]).read_text())
     print(f"results written to {Path(paths['results_json']).parent}")

@@ -21,7 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-fold", type=int, help="fold held out for testing")
     parser.add_argument("--output-dir", help="where checkpoints, the model and results go")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --output-dir")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. num_epochs=3")
+    parser.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. num_epochs=3 model.variant=ml"
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> TrainingConfig:
@@ -30,25 +32,16 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
     for flag, key in (("dataset", "dataset"), ("test_fold", "test_fold"), ("output_dir", "output_dir")):
         if getattr(args, flag, None) is not None:
             overrides.append(f"{key}={getattr(args, flag)}")
-    return TrainingConfig.load(args.config, overrides)
+    config = TrainingConfig.load(args.config, overrides)
+    if not config.dataset:
+        raise ValueError("no dataset given (--dataset or `dataset:` in the config)")
+    return config
 
 
 def run(args: argparse.Namespace) -> int:
     from .loop import train
 
-    try:
-        config = config_from_args(args)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"gemo-clap train: {error}", file=sys.stderr)
-        return 2
-    if not config.dataset:
-        print("gemo-clap train: no dataset given (--dataset or `dataset:` in the config)", file=sys.stderr)
-        return 2
-    try:
-        result = train(config, resume=args.resume)
-    except (ValueError, FileNotFoundError) as error:  # bad dataset, fold or tower: say what, no traceback
-        print(f"gemo-clap train: {error}", file=sys.stderr)
-        return 2
+    result = train(config_from_args(args), resume=args.resume)
     if os.environ.get("RANK", "0") == "0":  # one summary line under `accelerate launch`
         print(
             json.dumps(
@@ -64,9 +57,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="gemo-clap train", description=__doc__)
-    add_arguments(parser)
-    return run(parser.parse_args())
+    """`python -m gemo_clap.train.cli_train ...` (what `accelerate launch -m` runs): `gemo-clap train ...`."""
+    from ..cli import main as cli_main
+
+    return cli_main(["train", *sys.argv[1:]])
 
 
 if __name__ == "__main__":

@@ -1,39 +1,50 @@
-"""Training configuration: one dataclass, read from a YAML/JSON file, overridden from the command line."""
+"""Training configuration: one dataclass, read from a YAML/JSON file, overridden from the command line.
+
+The model's own settings (variant, alphas, projection, pooling, ...) are not declared here: they are the fields of
+`GEmoClapConfig`, carried as the mapping `model` and handed to it, which validates them. Files written before that
+moved them, with `variant: sl` and the like at the top level, still load (with a warning naming the new key).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from ..modeling.configuration_gemo_clap import TARGET_NORMALISATIONS, VARIANTS
+from ..modeling import GEmoClapConfig
+from ..modeling.configuration_gemo_clap import RENAMED_FIELDS
 
 FREEZE_MODES = ("none", "feature_encoder", "layers", "audio")
 PRECISIONS = ("no", "fp16", "bf16")
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+TRAINING_CONFIG_NAME = "training_config.json"  # in a run folder (as given) and in its model folder (provenance)
+LOCAL_PATH_KEYS = ("dataset", "output_dir", "audio_cache_dir")  # paths on the training machine: not published
+# GEmoClapConfig's own fields but those training fills in (the towers' configs, the dataset's label names)
+MODEL_SETTINGS: dict[str, str] = {
+    spec.name: spec.type
+    for spec in dataclasses.fields(GEmoClapConfig)
+    if spec.name in GEmoClapConfig.__annotations__
+    and spec.name not in ("audio_config", "text_config", "emotion_labels", "gender_labels")
+}
 
 
 @dataclass
 class TrainingConfig:
     """Everything a training run needs. Defaults follow the paper (section 4.2) where it says."""
 
-    # model
+    # towers and the model's settings (GEmoClapConfig fields, e.g. {"variant": "sl", "sl_alpha": 0.8})
     audio_encoder: str = "microsoft/wavlm-large"
     text_encoder: str = "roberta-base"
-    variant: str = "sl"
-    sl_alpha: float = 0.8
-    ml_alpha: float = 0.8
-    projection_dim: int = 512
-    projection_layers: int = 2
-    target: str = "softmax"
-    max_audio_seconds: float = 14.0
+    model: dict[str, Any] = field(default_factory=dict)
     # data
     dataset: str = ""
+    corpus: str = ""  # the training corpus's name for reports and the model card; default: the dataset's own
     test_fold: int = 1
     validation_fraction: float = 0.1
     # optimisation
@@ -62,62 +73,106 @@ class TrainingConfig:
     def __post_init__(self) -> None:
         self.validate()
 
+    def __getattr__(self, name: str) -> Any:
+        """Model settings read like fields (`config.variant`), with `GEmoClapConfig`'s defaults."""
+        if name in MODEL_SETTINGS:
+            return self.model.get(name, getattr(GEmoClapConfig, name))
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def validate(self) -> None:
-        """Raise `ValueError` naming the first field whose value is not allowed."""
-        choices = {
-            "variant": VARIANTS,
-            "target": TARGET_NORMALISATIONS,
-            "freeze": FREEZE_MODES,
-            "mixed_precision": PRECISIONS,
-        }
+        """Raise `ValueError` naming the first field whose value is not allowed (model settings: `GEmoClapConfig`'s
+        own validation)."""
+        for name in self.model:
+            if name not in MODEL_SETTINGS:
+                raise ValueError(f"model: {_unknown(name, MODEL_SETTINGS)}")
+        GEmoClapConfig(**self.model)
+        choices = {"freeze": FREEZE_MODES, "mixed_precision": PRECISIONS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        for name in ("sl_alpha", "ml_alpha"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
         if not 0.0 <= self.validation_fraction < 1.0:
             raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}")
-        for name in ("batch_size", "eval_batch_size", "num_epochs", "gradient_accumulation_steps", "keep_checkpoints"):
+        positive = ("batch_size", "eval_batch_size", "num_epochs", "gradient_accumulation_steps", "keep_checkpoints")
+        for name in (*positive, "test_fold"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        for name in (
+            "warmup_epochs",
+            "weight_decay",
+            "max_grad_norm",
+            "freeze_layers",
+            "checkpoint_every_steps",
+            "seed",
+        ):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+
+    def with_model(self, **settings: Any) -> TrainingConfig:
+        """A copy with some model settings changed (validated)."""
+        return dataclasses.replace(self, model={**self.model, **settings})
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainingConfig:
         """Build from a mapping; unknown keys are an error that names them (with the closest known key)."""
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        for key in values:
-            if key not in known:
-                close = difflib.get_close_matches(key, known, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise ValueError(f"{source}: unknown key {key!r}{hint}")
-        return cls(**{key: _coerce(known[key], value, source) for key, value in values.items()})
+        return cls._from_items([(key, value, source) for key, value in values.items()])
 
     @classmethod
     def load(cls, path: str | Path | None = None, overrides: list[str] | None = None) -> TrainingConfig:
         """Read a YAML/JSON file (a path, or the name of a shipped config in `train/configs/`) and apply
-        `key=value` overrides (values parsed as YAML)."""
-        values: dict[str, Any] = {}
+        `key=value` overrides (values parsed as YAML; `model.variant=ml` sets a model setting)."""
+        items: list[tuple[str, Any, str]] = []
         if path is not None:
             path = resolve_config_path(path)
             loaded = yaml.safe_load(path.read_text()) or {}
             if not isinstance(loaded, dict):
                 raise ValueError(f"{path}: a config file must hold a mapping of keys to values")
-            values.update(loaded)
+            items += [(key, value, str(path)) for key, value in loaded.items()]
         for override in overrides or []:
             key, sep, raw = override.partition("=")
             if not sep:
                 raise ValueError(f"override {override!r} must look like key=value")
-            values[key.strip().replace("-", "_")] = yaml.safe_load(raw)
-        return cls.from_dict(values, source=str(path or "overrides"))
+            items.append((key.strip().replace("-", "_"), yaml.safe_load(raw), f"override {override!r}"))
+        return cls._from_items(items)
+
+    @classmethod
+    def _from_items(cls, items: list[tuple[str, Any, str]]) -> TrainingConfig:
+        """`(key, value, where it came from)` in order, later ones winning; errors name where the key came from."""
+        known = {spec.name: spec.type for spec in dataclasses.fields(cls)}
+        values: dict[str, Any] = {}
+        model: dict[str, Any] = {}
+        for key, value, source in items:
+            if key == "model":
+                if not isinstance(value, dict):
+                    raise ValueError(f"{source}: model must be a mapping of model settings, got {value!r}")
+                for name, setting in value.items():
+                    current = _model_key(name, source)
+                    model[current] = _coerce(name, MODEL_SETTINGS[current], setting, source)
+            elif key.startswith("model."):
+                name = _model_key(key.removeprefix("model."), source)
+                model[name] = _coerce(name, MODEL_SETTINGS[name], value, source)
+            elif key in MODEL_SETTINGS or key in RENAMED_FIELDS:
+                name = _model_key(key, source)
+                warnings.warn(f"{source}: {key!r} is a model setting, now written model.{name}", FutureWarning)
+                model[name] = _coerce(key, MODEL_SETTINGS[name], value, source)
+            elif key in known:
+                values[key] = _coerce(key, known[key], value, source)
+            else:
+                raise ValueError(f"{source}: {_unknown(key, [*known, *MODEL_SETTINGS])}")
+        return cls(**values, model=model)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2))
+
+    def provenance(self, corpus: str) -> dict[str, Any]:
+        """What a saved model records of its training (`<model>/training_config.json`, published with it): the
+        settings and the corpus's name, without the paths of the training machine."""
+        values = {key: value for key, value in self.to_dict().items() if key not in LOCAL_PATH_KEYS}
+        return {**values, "corpus": corpus}
 
 
 def resolve_config_path(path: str | Path) -> Path:
@@ -130,9 +185,22 @@ def resolve_config_path(path: str | Path) -> Path:
     raise FileNotFoundError(f"config {str(path)!r} not found (shipped configs: {', '.join(shipped)})")
 
 
-def _coerce(spec: dataclasses.Field, value: Any, source: str) -> Any:
-    """Check a value against the field's declared type, converting ints to floats and scalars to lists."""
-    kind = spec.type if isinstance(spec.type, str) else spec.type.__name__
+def _unknown(key: str, known) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1)
+    return f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+
+
+def _model_key(name: str, source: str) -> str:
+    """A model setting's current name; unknown names are an error naming `source`."""
+    name = RENAMED_FIELDS.get(name, name)
+    if name not in MODEL_SETTINGS:
+        raise ValueError(f"{source}: model: {_unknown(name, MODEL_SETTINGS)}")
+    return name
+
+
+def _coerce(name: str, kind: str, value: Any, source: str) -> Any:
+    """Check a value against a declared type, converting ints to floats and comma lists to lists."""
+    kind = kind.removesuffix(" | None")
     if kind == "float" and not isinstance(value, bool):
         try:
             return float(value)  # YAML reads "1e-5" as a string
@@ -149,4 +217,6 @@ def _coerce(spec: dataclasses.Field, value: Any, source: str) -> Any:
             return [item for item in value.split(",") if item] if value not in ("none", "") else []
         if isinstance(value, list):
             return [str(item) for item in value]
-    raise ValueError(f"{source}: {spec.name} must be {kind}, got {value!r}")
+    if kind == "dict[str, Any]" and isinstance(value, dict):
+        return value
+    raise ValueError(f"{source}: {name} must be {kind}, got {value!r}")

@@ -8,6 +8,8 @@ from pathlib import Path
 import datasets
 import numpy as np
 
+from ..modeling.configuration_gemo_clap import DEFAULT_GENDER_LABELS
+
 REQUIRED_COLUMNS = ("id", "audio", "emotion", "fold")
 
 
@@ -23,7 +25,12 @@ class FoldSplits:
 
     @property
     def gender_names(self) -> list[str]:
-        return self.train.features["gender"].names if "gender" in self.train.features else ["female", "male"]
+        return gender_names(self.train)
+
+
+def gender_names(dataset: datasets.Dataset) -> list[str]:
+    """The gender label names of a built dataset (the default ones when it has no gender column)."""
+    return dataset.features["gender"].names if "gender" in dataset.features else list(DEFAULT_GENDER_LABELS)
 
 
 def load_built_dataset(path: str | Path, needs_gender: bool = False) -> datasets.Dataset:

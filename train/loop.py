@@ -13,7 +13,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import signal
 import time
 from dataclasses import asdict, dataclass, field
@@ -26,12 +25,13 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from ..modeling import GEmoClapModel, GEmoClapProcessor
+from ..atomic import atomic_path, remove, replace_with, staging_path
+from ..modeling import VARIANTS, GEmoClapModel, GEmoClapProcessor
 from ..processing.collator import GEmoClapCollator
 from .audio_cache import AudioFeatureCache
-from .config import TrainingConfig
+from .config import TRAINING_CONFIG_NAME, TrainingConfig
 from .data import fold_splits, load_built_dataset
-from .evaluation import AUDIO_INPUTS, pooled_audio, score, zero_shot_predictions
+from .evaluation.zero_shot import AUDIO_INPUTS, audio_layer_statistics, score, zero_shot_predictions
 from .towers import build_model_and_processor
 
 logger = logging.getLogger(__name__)
@@ -68,21 +68,6 @@ class TrainResult:
     history: list[dict]
 
 
-def _atomic_replace(build, destination: Path) -> None:
-    """Run `build(tmp_dir)` and rename the finished folder onto `destination` (never a half-written folder)."""
-    partial = destination.with_name(f".{destination.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    build(partial)
-    if destination.exists():
-        old = destination.with_name(f".{destination.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(destination, old)
-        os.replace(partial, destination)
-        shutil.rmtree(old)
-    else:
-        os.replace(partial, destination)
-
-
 def checkpoints(output_dir: Path) -> list[Path]:
     """Finished checkpoints, oldest first."""
     return sorted((output_dir / "checkpoints").glob(f"{CHECKPOINT_PREFIX}*"))
@@ -93,30 +78,27 @@ def _save_checkpoint(accelerator: Accelerator, output_dir: Path, progress: Train
     if accelerator.is_main_process:
         destination.parent.mkdir(parents=True, exist_ok=True)
     accelerator.wait_for_everyone()
-    partial = destination.with_name(f".{destination.name}.partial")
+    partial = staging_path(destination)  # every process writes its own files into the same folder
     accelerator.save_state(str(partial))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        shutil.rmtree(destination, ignore_errors=True)
-        os.replace(partial, destination)
+        replace_with(partial, destination)
         for stale in checkpoints(output_dir)[:-keep]:
-            shutil.rmtree(stale)
+            remove(stale)
     accelerator.wait_for_everyone()
     if os.environ.get(FAULT_ENV) == str(progress.completed_steps):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _build_model(config: TrainingConfig) -> tuple[GEmoClapModel, GEmoClapProcessor]:
+def _build_model(
+    config: TrainingConfig, emotion_names: list[str], gender_names: list[str]
+) -> tuple[GEmoClapModel, GEmoClapProcessor]:
     model, processor = build_model_and_processor(
         config.audio_encoder,
         config.text_encoder,
-        variant=config.variant,
-        sl_alpha=config.sl_alpha,
-        ml_alpha=config.ml_alpha,
-        projection_dim=config.projection_dim,
-        projection_layers=config.projection_layers,
-        target=config.target,
-        max_audio_seconds=config.max_audio_seconds,
+        **config.model,
+        emotion_labels=emotion_names,
+        gender_labels=gender_names,
     )
     if config.freeze == "audio":
         model.freeze_audio_encoder()
@@ -150,22 +132,22 @@ def train(config: TrainingConfig, resume: bool = False) -> TrainResult:
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
     set_seed(config.seed)
-    dataset = load_built_dataset(config.dataset, needs_gender=config.variant != "emo")
+    variant = VARIANTS[config.variant]
+    dataset = load_built_dataset(config.dataset, needs_gender=variant.needs_gender_labels)
     splits = fold_splits(dataset, config.test_fold, config.validation_fraction, config.seed)
-    model, processor = _build_model(config)
+    model, processor = _build_model(config, splits.emotion_names, splits.gender_names)
     if accelerator.is_main_process:  # only once the inputs are known good: bad input leaves no output behind
         output_dir.mkdir(parents=True, exist_ok=True)
-        config.save(output_dir / "training_config.json")
+        config.save(output_dir / TRAINING_CONFIG_NAME)
+    provenance = config.provenance(corpus=config.corpus or dataset.info.dataset_name or "custom")
     template, gender_template = model.config.prompt_template, model.config.gender_prompt_template
-    model.config.emotion_labels = splits.emotion_names
-    model.config.gender_labels = splits.gender_names
     collator = GEmoClapCollator(
         processor,
         splits.emotion_names,
         splits.gender_names,
         template,
         gender_template,
-        with_gender_prompts=config.variant == "ml",
+        with_gender_prompts=variant.needs_gender_prompts,
     )
     # its own generator: iterator seeds never draw from the global RNG, so a resumed run keeps the dropout masks
     train_loader = DataLoader(
@@ -198,7 +180,11 @@ def train(config: TrainingConfig, resume: bool = False) -> TrainResult:
     unwrapped = accelerator.unwrap_model(model)
     cache = None
     if config.freeze == "audio" and config.cache_audio_features:
-        cache = AudioFeatureCache(unwrapped.audio_model, config.audio_cache_dir or output_dir / "audio_cache")
+        cache = AudioFeatureCache(
+            unwrapped.audio_model,
+            config.audio_cache_dir or output_dir / "audio_cache",
+            layers="all" if unwrapped.config.use_weighted_layer_sum else "last",
+        )
 
     if resume and checkpoints(output_dir):
         newest = checkpoints(output_dir)[-1]
@@ -226,10 +212,10 @@ def train(config: TrainingConfig, resume: bool = False) -> TrainResult:
             with accelerator.accumulate(model):
                 if cache is not None:
                     with torch.no_grad():
-                        batch["audio_pooled_output"] = pooled_audio(unwrapped, batch, cache)
+                        batch["audio_layer_statistics"] = audio_layer_statistics(unwrapped, batch, cache)
                     for name in AUDIO_INPUTS:
                         batch.pop(name, None)
-                batch.pop("keys")
+                batch.pop("cache_keys")
                 loss = model(**batch).loss
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and config.max_grad_norm > 0:
@@ -264,7 +250,9 @@ def train(config: TrainingConfig, resume: bool = False) -> TrainResult:
         if validation_uar is None or validation_uar > progress.best_uar:  # without validation: keep the last epoch
             progress.best_uar, progress.best_epoch = validation_uar if validation_uar is not None else -1.0, epoch
             if accelerator.is_main_process:
-                _atomic_replace(lambda folder: _save_model(unwrapped, processor, folder), model_dir)
+                with atomic_path(model_dir) as folder:
+                    _save_model(unwrapped, processor, folder)
+                    (folder / TRAINING_CONFIG_NAME).write_text(json.dumps(provenance, indent=2))
         progress.epoch, progress.batches_done, progress.epoch_loss = epoch + 1, 0, 0.0
         _save_checkpoint(accelerator, output_dir, progress, config.keep_checkpoints)
         if cache is not None and accelerator.is_main_process:

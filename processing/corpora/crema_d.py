@@ -6,7 +6,7 @@ import csv
 import re
 from pathlib import Path
 
-from ..records import CorpusError, CorpusScan, Skipped, Utterance
+from ..records import GENDERS, CorpusError, CorpusScan, Skipped, Utterance
 from .common import list_audio_files
 
 EMOTION_CODES = {"ANG": "anger", "DIS": "disgust", "FEA": "fear", "HAP": "happy", "NEU": "neutral", "SAD": "sad"}
@@ -26,7 +26,7 @@ def read_demographics(path: str | Path) -> dict[str, str]:
         genders = {}
         for row in reader:
             sex = (row["Sex"] or "").strip().lower()
-            if sex not in ("female", "male"):
+            if sex not in GENDERS:
                 raise CorpusError(f"{path}, line {reader.line_num}: unknown Sex value {row['Sex']!r}")
             genders[row["ActorID"].strip()] = sex
     return genders

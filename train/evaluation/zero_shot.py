@@ -9,30 +9,23 @@ import torch
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
-from ..modeling import GEmoClapModel, GEmoClapProcessor
-from .audio_cache import AudioFeatureCache
+from ...modeling import GEmoClapModel, GEmoClapProcessor
+from ..audio_cache import AudioFeatureCache
 from .metric_loading import load_ser_metric
 
 AUDIO_INPUTS = ("input_values", "input_features", "audio_attention_mask")
 
 
-def pooled_audio(model: GEmoClapModel, batch: dict, cache: AudioFeatureCache | None) -> torch.Tensor:
-    """The batch's pooled audio-tower outputs, from the cache when it holds them all (and filling it otherwise)."""
-    keys = batch["keys"]
+def audio_layer_statistics(model: GEmoClapModel, batch: dict, cache: AudioFeatureCache | None) -> torch.Tensor:
+    """The batch's `get_audio_layer_statistics`, from the cache when it holds them all (and filling it otherwise)."""
+    keys = batch["cache_keys"]
     cached = cache.lookup(keys) if cache is not None else None
     if cached is not None:
         return cached.to(model.device)
-    pooled = model.get_audio_pooled_output(**{name: batch[name] for name in AUDIO_INPUTS if name in batch})
+    statistics = model.get_audio_layer_statistics(**{name: batch[name] for name in AUDIO_INPUTS if name in batch})
     if cache is not None:
-        cache.store(keys, pooled)
-    return pooled
-
-
-@torch.no_grad()
-def prompt_embeddings(model: GEmoClapModel, processor: GEmoClapProcessor, labels: Sequence[str], template: str):
-    """Normalised text embeddings of one prompt per label."""
-    tokens = processor(text=[template.format(label) for label in labels]).to(model.device)
-    return torch.nn.functional.normalize(model.get_text_features(tokens["input_ids"], tokens["attention_mask"]), dim=-1)
+        cache.store(keys, statistics)
+    return statistics
 
 
 @torch.no_grad()
@@ -49,11 +42,11 @@ def zero_shot_predictions(
     model = accelerator.unwrap_model(model)
     was_training = model.training
     model.eval()
-    text_embeds = prompt_embeddings(model, processor, label_names, template)
+    label_embeds = model.get_label_embeddings(processor, label_names, template)
     outputs: dict[str, list[int]] = {"predictions": [], "references": [], "genders": []}
     for batch in dataloader:
-        audio_embeds = torch.nn.functional.normalize(model.audio_projection(pooled_audio(model, batch, cache)), dim=-1)
-        predictions = (audio_embeds @ text_embeds.T).argmax(dim=-1)
+        audio_embeds = model.get_audio_features(audio_layer_statistics=audio_layer_statistics(model, batch, cache))
+        predictions = model.similarity_logits(audio_embeds, label_embeds)[0].argmax(dim=-1)
         columns = [predictions, batch["emotion_labels"]] + (
             [batch["gender_labels"]] if "gender_labels" in batch else []
         )

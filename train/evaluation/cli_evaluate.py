@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 
@@ -24,10 +23,10 @@ def evaluate_model(
     from accelerate import Accelerator
     from torch.utils.data import DataLoader
 
-    from ..modeling import GEmoClapModel, GEmoClapProcessor
-    from ..processing.collator import GEmoClapCollator
-    from .data import load_built_dataset
-    from .evaluation import score, zero_shot_predictions
+    from ...modeling import GEmoClapModel, GEmoClapProcessor
+    from ...processing.collator import GEmoClapCollator
+    from ..data import gender_names, load_built_dataset
+    from .zero_shot import score, zero_shot_predictions
 
     dataset = load_built_dataset(dataset_path)
     if fold is not None:
@@ -37,7 +36,7 @@ def evaluate_model(
     model = GEmoClapModel.from_pretrained(model_path)
     processor = GEmoClapProcessor.from_pretrained(model_path)
     emotions = dataset.features["emotion"].names
-    genders = dataset.features["gender"].names if "gender" in dataset.features else ["female", "male"]
+    genders = gender_names(dataset)
     template = template or model.config.prompt_template
     collator = GEmoClapCollator(processor, emotions, genders, template)
     accelerator = Accelerator()
@@ -47,11 +46,7 @@ def evaluate_model(
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        metrics = evaluate_model(args.model, args.dataset, args.fold, args.batch_size, args.template)
-    except (ValueError, FileNotFoundError, OSError) as error:
-        print(f"gemo-clap evaluate: {error}", file=sys.stderr)
-        return 2
+    metrics = evaluate_model(args.model, args.dataset, args.fold, args.batch_size, args.template)
     print(f"WAR {100 * metrics['war']:.1f}  UAR {100 * metrics['uar']:.1f}  macro-F1 {100 * metrics['macro_f1']:.1f}")
     for gender, values in metrics.get("per_gender", {}).items():
         print(f"  {gender}: WAR {100 * values['war']:.1f}  UAR {100 * values['uar']:.1f}")

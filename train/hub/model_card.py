@@ -8,25 +8,11 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 
+from ...modeling import VARIANTS
+from ...processing.corpora import corpus_spec
+
 TEMPLATE_NAME = "gemo_clap_model_card.md"
 TASK_TYPE = "zero-shot-audio-classification"
-VARIANTS = {
-    "emo": (
-        "Emo-CLAP",
-        "Emo-CLAP is the emotion-only baseline of Pan et al. (2023): the contrastive targets pair each clip with the"
-        " prompts of its emotion.",
-    ),
-    "sl": (
-        "SL-GEmo-CLAP",
-        "SL-GEmo-CLAP is the soft-label GEmo-CLAP of Pan et al. (2023): the contrastive targets are soft labels that"
-        " combine emotion agreement with gender agreement between clips.",
-    ),
-    "ml": (
-        "ML-GEmo-CLAP",
-        "ML-GEmo-CLAP is the multi-task GEmo-CLAP of Pan et al. (2023): an emotion contrastive loss and a gender"
-        " contrastive loss are trained together on the shared audio encoder.",
-    ),
-}
 # (results key, metric type, metric name, metric config); values are fractions, as returned by the SER metric.
 MODEL_INDEX_METRICS = (
     ("war", "accuracy", "WAR (weighted average recall)", None),
@@ -87,7 +73,8 @@ def render_model_card(
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown GEmo-CLAP variant {variant!r}; expected one of {sorted(VARIANTS)}")
-    variant_title, variant_description = VARIANTS[variant]
+    variant_title, variant_description = VARIANTS[variant].title, VARIANTS[variant].description
+    corpus = corpus_spec(dataset_name)
     eval_results = [
         EvalResult(
             task_type=TASK_TYPE,
@@ -127,5 +114,7 @@ def render_model_card(
         label_names=list(label_names),
         result_rows=_result_rows(results) if results else [],
         training_args=training_args,
-        iemocap="iemocap" in dataset_name.lower(),
+        corpus_title=corpus.title if corpus else dataset_name,
+        corpus_licence=corpus.licence if corpus else "",
+        corpus_redistributable=corpus.redistributable if corpus else True,
     )

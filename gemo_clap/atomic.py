@@ -1,0 +1,58 @@
+"""Writes that never leave a half-written file or folder behind: build beside the destination, then rename."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def staging_path(destination: str | Path, unique: bool = False) -> Path:
+    """Where `destination` is built before it is renamed into place: a hidden sibling (same file system).
+    `unique` adds the process id, for writers that may race; processes writing one folder together share it."""
+    destination = Path(destination)
+    return destination.with_name(f".{destination.name}.partial" + (f"-{os.getpid()}" if unique else ""))
+
+
+def remove(path: str | Path) -> None:
+    """Remove a file or a folder tree if it exists."""
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def replace_with(staged: str | Path, destination: str | Path) -> None:
+    """Put the finished `staged` file or folder at `destination`, replacing what is there. Files are replaced
+    atomically; a folder is swapped in by two renames, and the old one is restored if the second fails."""
+    staged, destination = Path(staged), Path(destination)
+    if not (destination.is_dir() and staged.is_dir()):
+        os.replace(staged, destination)
+        return
+    old = destination.with_name(f".{destination.name}.old-{os.getpid()}")
+    remove(old)
+    os.replace(destination, old)
+    try:
+        os.replace(staged, destination)
+    except OSError:
+        os.replace(old, destination)
+        raise
+    remove(old)
+
+
+@contextmanager
+def atomic_path(destination: str | Path, unique: bool = False) -> Iterator[Path]:
+    """Yield a staging path to write `destination` at; when the block ends without error it replaces
+    `destination`, otherwise it is removed and `destination` is left as it was."""
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staged = staging_path(destination, unique)
+    remove(staged)
+    try:
+        yield staged
+        replace_with(staged, destination)
+    finally:
+        remove(staged)

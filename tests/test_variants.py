@@ -1,0 +1,80 @@
+"""The variant table is the one place a GEmo-CLAP objective is declared: a toy variant registered there alone is
+validated by the config, trained by the model and the training loop, and described on the model card."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from test_training import build_tiny_dataset, tiny_overrides
+from torch.nn import functional as F
+
+from gemo_clap.cli import main
+from gemo_clap.modeling import VARIANTS, GEmoClapConfig, GEmoClapModel, LossInputs, Variant, register_variant
+from gemo_clap.train.hub.model_card import render_model_card
+from gemo_clap.train.towers import build_model_and_processor
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def clip_loss(inputs: LossInputs, alpha: float, target_normalisation: str) -> torch.Tensor:
+    """CLIP's symmetric cross-entropy with each audio's own prompt as the only positive."""
+    diagonal = torch.arange(inputs.logits_per_audio.shape[0])
+    return (F.cross_entropy(inputs.logits_per_audio, diagonal) + F.cross_entropy(inputs.logits_per_text, diagonal)) / 2
+
+
+@pytest.fixture
+def toy_variant():
+    variant = register_variant(Variant("toy", "Toy-CLAP", "Toy-CLAP is CLIP's loss, registered by a test.", clip_loss))
+    yield variant
+    del VARIANTS["toy"]
+
+
+def test_the_shipped_table_says_what_each_variant_needs():
+    table = {
+        name: (v.title, v.alpha_field, v.needs_gender_labels, v.needs_gender_prompts) for name, v in VARIANTS.items()
+    }
+    assert table == {
+        "emo": ("Emo-CLAP", None, False, False),
+        "sl": ("SL-GEmo-CLAP", "sl_alpha", True, False),
+        "ml": ("ML-GEmo-CLAP", "ml_alpha", True, True),
+    }
+
+
+def test_a_toy_variant_registered_in_the_table_trains_end_to_end(toy_variant, tiny_encoders, make_clip, tmp_path):
+    with pytest.raises(ValueError, match="variant must be one of"):
+        GEmoClapConfig(variant="clip")
+    model, processor = build_model_and_processor(*tiny_encoders("wavlm"), variant="toy", projection_dim=16)
+    model.eval()
+    clips = [make_clip(seconds, seed=seed) for seed, seconds in enumerate([0.5, 0.8, 0.6])]
+    prompts = ["The emotion is angry.", "The emotion is sad.", "The emotion is angry."]
+    inputs = processor(audio=clips, text=prompts, sampling_rate=16000)
+    with torch.no_grad():
+        output = model(**inputs, emotion_labels=torch.tensor([0, 2, 0]))
+    expected = clip_loss(LossInputs(output.logits_per_audio, output.logits_per_text, torch.tensor([0, 2, 0])), 1, "")
+    assert output.loss.item() == pytest.approx(expected.item(), rel=1e-6)
+
+    dataset = build_tiny_dataset(tmp_path / "data")
+    overrides = tiny_overrides(tiny_encoders("wavlm"), dataset, tmp_path / "cv", freeze="audio", num_epochs=1)
+    overrides = [item for item in overrides if not item.startswith("variant=")] + ["model.variant=toy"]
+    assert main(["cross-validate", *overrides]) == 0
+    report = json.loads((tmp_path / "cv" / "results.json").read_text())
+    assert list(report["variants"]) == ["toy"] and len(report["variants"]["toy"]["folds"]) == 2
+    assert GEmoClapModel.from_pretrained(tmp_path / "cv" / "toy" / "fold_1" / "model").config.variant == "toy"
+
+    card = render_model_card(
+        repo_id="org/toy",
+        variant="toy",
+        audio_encoder="a",
+        text_encoder="b",
+        dataset_name="EmoDB",
+        protocol="p",
+        label_names=["angry", "sad"],
+        results=None,
+        training_args=None,
+    )
+    assert card.text.lstrip().startswith("# Toy-CLAP for speech emotion recognition (EmoDB)")
+    assert "Toy-CLAP is CLIP's loss, registered by a test." in card.text
+    assert Path(tmp_path / "cv" / "toy" / "fold_2" / "test_results.json").is_file()

@@ -1,0 +1,1 @@
+"""Evaluation: zero-shot predictions and scores, the SER metric module, cross-validation reports, `gemo-clap evaluate`."""
