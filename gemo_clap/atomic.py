@@ -16,6 +16,17 @@ def staging_path(destination: str | Path, unique: bool = False) -> Path:
     return destination.with_name(f".{destination.name}.partial" + (f"-{os.getpid()}" if unique else ""))
 
 
+def check_folder_path(path: str | Path, what: str = "folder") -> None:
+    """Raise `NotADirectoryError` when `path`, or a folder it would be created in, is an existing file."""
+    path = Path(path)
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                where = "is a file" if candidate == path else f"would be created inside the file {candidate}"
+                raise NotADirectoryError(f"{what} {path} {where}")
+            return
+
+
 def remove(path: str | Path) -> None:
     """Remove a file or a folder tree if it exists."""
     path = Path(path)

@@ -1,6 +1,7 @@
 """`gemo-clap train` under `accelerate launch`, recording on every rank what the training loop does not report:
-the example ids the rank's data loaders collated and a digest of the rank's own model weights at every checkpoint.
-Each rank writes `<output_dir>/probe-rank<R>.json`; tests/test_distributed.py reads them.
+the example ids the rank's data loaders collated, a digest of the rank's own model weights at every checkpoint,
+the loss of every step and the progress bar's total. Each rank writes `<output_dir>/probe-rank<R>.json`;
+tests/test_distributed.py reads them.
 
     ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 tests/distributed_probe.py \
         --dataset DIR --test-fold 1 --output-dir OUT key=value ...
@@ -38,10 +39,24 @@ def main() -> int:
     checkpoints: list[dict] = []
     models: list[nn.Module] = []
 
+    losses: list[float] = []
+    bar_totals: list[int] = []
+
     class RecordingCollator(loop.GEmoClapCollator):
         def __call__(self, examples):
-            collated.extend(example["id"] for example in examples)
+            collated.extend(example["id"] for example in examples if "id" in example)
             return super().__call__(examples)
+
+    class RecordingLoss(loop.GEmoClapLoss):
+        def __call__(self, *args, **kwargs):
+            loss = super().__call__(*args, **kwargs)
+            losses.append(loss.item())
+            return loss
+
+    class RecordingBar(loop.tqdm):
+        def __init__(self, *args, **kwargs):
+            bar_totals.append(kwargs["total"])
+            super().__init__(*args, **kwargs)
 
     build_model_and_processor, save_checkpoint = loop.build_model_and_processor, loop._save_checkpoint
 
@@ -67,6 +82,7 @@ def main() -> int:
         recording_build,
         recording_save,
     )
+    loop.GEmoClapLoss, loop.tqdm = RecordingLoss, RecordingBar
     code = cli_train.run(args)
     state = PartialState()
     record = {
@@ -75,6 +91,8 @@ def main() -> int:
         "backend": state.backend,
         "checkpoints": checkpoints,
         "after_training": {"weights": weights_digest(models[0])},
+        "losses": losses,
+        "bar_total": bar_totals[0],
     }
     (Path(args.output_dir) / f"probe-rank{state.process_index}.json").write_text(json.dumps(record, indent=1))
     return code

@@ -16,10 +16,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from distributed_probe import weights_digest
 from test_training import build_tiny_dataset, tiny_overrides
 
+import gemo_clap.train.loop as loop
 from gemo_clap.modeling import GEmoClapModel
+from gemo_clap.train.config import TrainingConfig
 from gemo_clap.train.data import fold_splits, load_built_dataset
 
 PROBE = Path(__file__).resolve().parent / "distributed_probe.py"
@@ -91,3 +94,48 @@ def test_two_cpu_processes_train_on_disjoint_shards_and_keep_identical_weights(t
     assert {"random_states_0.pkl", "random_states_1.pkl"} <= {
         path.name for path in (output_dir / "checkpoints" / "step_00000006").iterdir()
     }
+
+
+def launch_probe(overrides: list[str], output_dir: Path, tmp_path: Path) -> list[dict]:
+    """Run tests/distributed_probe.py in two gloo processes; the two ranks' records."""
+    env = os.environ | {"ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "HF_HOME": str(tmp_path / "hf-home")}
+    run = subprocess.run(
+        [*LAUNCH, str(PROBE), "--output-dir", str(output_dir), *overrides],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    errors = list(dict.fromkeys(line for line in run.stderr.splitlines() if "Error" in line))
+    assert run.returncode == 0, "\n".join(errors[:8]) or run.stderr[-3000:]
+    return [json.loads((output_dir / f"probe-rank{rank}.json").read_text()) for rank in (0, 1)]
+
+
+@pytest.mark.parametrize("variant", ["emo", "sl", "ml"])
+def test_two_processes_train_on_the_global_batch_loss_of_one_process(variant, tiny_encoders, tmp_path):
+    """2 processes x batch 2 and 1 process x batch 4 see the same global batches (the seedable sampler's order):
+    with the contrastive matrix gathered over processes, every step's loss (and so every update) is the same."""
+    dataset_dir = build_tiny_dataset(tmp_path / "data")
+    towers = tiny_encoders("wavlm")
+    changes = dict(variant=variant, freeze="audio", eval_batch_size=8)  # frozen tower: no dropout anywhere
+    ranks = launch_probe(
+        tiny_overrides(towers, dataset_dir, tmp_path / "two", batch_size=2, **changes), tmp_path / "two", tmp_path
+    )
+    assert [rank["bar_total"] for rank in ranks] == [6, 6]  # 2 epochs x 3 steps of each process, not x 2 processes
+
+    losses: list[float] = []
+
+    class RecordingLoss(loop.GEmoClapLoss):
+        def __call__(self, *args, **kwargs):
+            loss = super().__call__(*args, **kwargs)
+            losses.append(loss.item())
+            return loss
+
+    config = TrainingConfig.load(None, tiny_overrides(towers, dataset_dir, tmp_path / "one", batch_size=4, **changes))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(loop, "GEmoClapLoss", RecordingLoss)
+        loop.train(config)
+    assert len(losses) == len(ranks[0]["losses"]) == len(ranks[1]["losses"]) == 6
+    assert ranks[0]["losses"] == pytest.approx(ranks[1]["losses"], abs=1e-7)  # each process computes the global loss
+    assert max(abs(a - b) for a, b in zip(losses, ranks[0]["losses"])) < 1e-5
+    assert len(set(round(loss, 4) for loss in losses)) > 1  # the steps did train

@@ -1,14 +1,22 @@
 """`gemo-clap cross-validate`: train and test every fold (IEMOCAP: leave-one-session-out), optionally for several
-variants on the same folds, and write `results.json`, `results.md` and confusion-matrix PNGs."""
+variants and seeds on the same folds, and write `results.json`, `results.md` and confusion-matrix PNGs.
+
+Runs go to `<output-dir>/<variant>/fold_<k>` (with several seeds `<output-dir>/<variant>/seed_<s>/fold_<k>`), all
+sharing one frozen-tower cache. An output folder that already holds a cross-validation is refused unless
+`--resume` (finished folds are kept, unfinished ones resumed) or `--overwrite` (the old runs are removed) is given.
+"""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 from pathlib import Path
 
 from .cli_train import config_from_args
 from .config import TrainingConfig
+
+REPORT_FILES = ("results.json", "results.md")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,32 +25,109 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-dir", help="results folder (one sub-folder per variant and fold)")
     parser.add_argument("--variants", help="comma-separated variants to compare on the same folds, e.g. emo,sl,ml")
     parser.add_argument("--folds", help="comma-separated test folds (default: every fold of the dataset)")
+    parser.add_argument(
+        "--seeds", help="comma-separated seeds: mean +/- std over seeds and folds (default: the config's)"
+    )
+    parser.add_argument("--resume", action="store_true", help="keep finished folds, resume the others")
+    parser.add_argument("--overwrite", action="store_true", help="remove the runs of an earlier cross-validation")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
 
 
-def cross_validate(config: TrainingConfig, variants: list[str], folds: list[int] | None = None) -> dict[str, Path]:
-    """Train/test each (variant, fold); returns the written report files."""
+def _owned(root: Path) -> list[Path]:
+    """What a cross-validation wrote in `root`: its reports and its variants' run folders (not the shared cache)."""
+    from ..modeling import VARIANTS
+
+    reports = [root / name for name in REPORT_FILES] + sorted(root.glob("confusion_matrix_*.png"))
+    return [path for path in reports + [root / name for name in VARIANTS] if path.exists()]
+
+
+def protocol_lines(config: TrainingConfig, dataset, folds: list[int], seeds: list[int]) -> list[str]:
+    """How the numbers were obtained: corpus and folds, validation, seeds, and where the settings came from."""
+    from ..processing.corpora import corpus_spec
+
+    spec = corpus_spec(dataset.info.dataset_name) or corpus_spec("manifest")
+    validation = (
+        f"a stratified {100 * config.validation_fraction:g}% of the training folds, drawn with each run's seed, picks "
+        "the best epoch by UAR; the test fold is used only to score that epoch"
+        if config.validation_fraction
+        else "no validation split: the last epoch is scored"
+    )
+    return [
+        f"corpus: {spec.title if spec.name != 'manifest' else dataset.info.dataset_name or 'custom'}, "
+        f"{len(dataset)} utterances; {spec.protocol_text(len(folds), len(dataset.features['emotion'].names))}, "
+        f"test folds {folds}",
+        f"validation: {validation}",
+        f"seeds: {seeds}",
+        "settings: fixed by the config before any test fold was scored (audio encoder "
+        f"{config.audio_encoder}, text encoder {config.text_encoder}, learning rate {config.learning_rate:g}, "
+        f"{config.num_epochs} epochs, batch {config.batch_size}, model settings {config.model})",
+    ]
+
+
+def cross_validate(
+    config: TrainingConfig,
+    variants: list[str],
+    folds: list[int] | None = None,
+    seeds: list[int] | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> dict[str, Path]:
+    """Train/test each (variant, seed, fold); returns the written report files."""
+    from ..atomic import check_folder_path, remove, staging_path
     from ..modeling import VARIANTS
     from .data import load_built_dataset
     from .evaluation.report import write_report
     from .loop import train
 
+    root = Path(config.output_dir)
+    if resume and overwrite:
+        raise ValueError("--resume keeps the runs in the output folder and --overwrite removes them: pick one")
+    check_folder_path(root, "output folder")
+    owned = _owned(root)
+    if owned and not (resume or overwrite):
+        raise FileExistsError(
+            f"{root} already holds a cross-validation ({', '.join(path.name for path in owned)}): pass --resume to "
+            "keep its finished folds or --overwrite to replace it"
+        )
     needs_gender = any(VARIANTS[variant].needs_gender_labels for variant in variants)
     dataset = load_built_dataset(config.dataset, needs_gender=needs_gender)
     folds = folds or sorted(set(dataset["fold"]))
-    root = Path(config.output_dir)
+    missing = sorted(set(folds) - set(dataset["fold"]))
+    if missing:
+        raise ValueError(f"test fold(s) {missing} are not among the dataset's folds {sorted(set(dataset['fold']))}")
+    seeds = seeds or [config.seed]
+    if overwrite and owned:
+        trash = staging_path(root / "replaced-cross-validation", unique=True)
+        trash.mkdir()
+        for path in owned:
+            path.rename(trash / path.name)
+        remove(trash)
     results: dict[str, list[dict]] = {}
     for variant in variants:
-        for fold in folds:
-            run = dataclasses.replace(
-                config.with_model(variant=variant),
-                test_fold=fold,
-                output_dir=str(root / variant / f"fold_{fold}"),
-                audio_cache_dir=config.audio_cache_dir or str(root / "audio_cache"),
-            )
-            print(f"== {variant} / test fold {fold} ==", flush=True)
-            results.setdefault(variant, []).append(train(run).test_metrics)
-    return write_report(root, results, dataset.features["emotion"].names)
+        for seed in seeds:
+            for fold in folds:
+                folder = root / variant / (f"seed_{seed}" if len(seeds) > 1 else "") / f"fold_{fold}"
+                run = dataclasses.replace(
+                    config.with_model(variant=variant),
+                    seed=seed,
+                    test_fold=fold,
+                    output_dir=str(folder),
+                    audio_cache_dir=config.audio_cache_dir or str(root / "audio_cache"),
+                )
+                finished = folder / "test_results.json"
+                if resume and finished.is_file():
+                    metrics = json.loads(finished.read_text())
+                else:
+                    label = (
+                        f"{variant} / seed {seed} / test fold {fold}"
+                        if len(seeds) > 1
+                        else f"{variant} / test fold {fold}"
+                    )
+                    print(f"== {label} ==", flush=True)
+                    metrics = train(run, resume=resume).test_metrics
+                results.setdefault(variant, []).append({"seed": seed, **metrics} if len(seeds) > 1 else metrics)
+    protocol = protocol_lines(config, dataset, folds, seeds)
+    return write_report(root, results, dataset.features["emotion"].names, protocol)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,7 +136,8 @@ def run(args: argparse.Namespace) -> int:
     for variant in variants:
         config.with_model(variant=variant)  # validates each variant name
     folds = [int(fold) for fold in args.folds.split(",")] if args.folds else None
-    paths = cross_validate(config, variants, folds)
+    seeds = [int(seed) for seed in args.seeds.split(",")] if args.seeds else None
+    paths = cross_validate(config, variants, folds, seeds, resume=args.resume, overwrite=args.overwrite)
     print(Path(paths["results_md"]).read_text())
     print(f"results written to {Path(paths['results_json']).parent}")
     return 0

@@ -20,7 +20,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", help="dataset folder written by `gemo-clap build-dataset`")
     parser.add_argument("--test-fold", type=int, help="fold held out for testing")
     parser.add_argument("--output-dir", help="where checkpoints, the model and results go")
-    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --output-dir")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --output-dir from its newest checkpoint (resume only checkpoints you made: "
+        "accelerate's state files are pickles)",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace a run already in --output-dir (its cache is kept)"
+    )
     parser.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. num_epochs=3 model.variant=ml"
     )
@@ -41,7 +49,7 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
 def run(args: argparse.Namespace) -> int:
     from .loop import train
 
-    result = train(config_from_args(args), resume=args.resume)
+    result = train(config_from_args(args), resume=args.resume, overwrite=args.overwrite)
     if os.environ.get("RANK", "0") == "0":  # one summary line under `accelerate launch`
         print(
             json.dumps(

@@ -22,6 +22,7 @@ from ..modeling.configuration_gemo_clap import RENAMED_FIELDS
 
 FREEZE_MODES = ("none", "feature_encoder", "layers", "audio")
 PRECISIONS = ("no", "fp16", "bf16")
+ATTENTIONS = ("", "eager", "sdpa", "flash_attention_2")
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 TRAINING_CONFIG_NAME = "training_config.json"  # in a run folder (as given) and in its model folder (provenance)
 LOCAL_PATH_KEYS = ("dataset", "output_dir", "audio_cache_dir")  # paths on the training machine: not published
@@ -59,14 +60,18 @@ class TrainingConfig:
     mixed_precision: str = "no"
     gradient_checkpointing: bool = False
     seed: int = 42
+    text_attn_implementation: str = ""  # e.g. "eager" (faster on a CPU with attention dropout); "": the tower's own
+    gather_global_batch: bool = True  # with several processes, the contrastive matrix spans the global batch
+    group_by_length: bool = False  # batches of similar length when the audio tower runs (not cache-served)
     # freezing and caching
     freeze: str = "none"
     freeze_layers: int = 0
-    cache_audio_features: bool = True
+    cache_audio_features: bool = True  # with freeze=audio: compute the tower once, serve every epoch from the cache
     audio_cache_dir: str = ""  # default: <output_dir>/audio_cache; cross-validation shares one across folds
     # outputs and checkpoints
     output_dir: str = "outputs/gemo-clap"
-    checkpoint_every_steps: int = 0
+    checkpoint_every_steps: int = 0  # also checkpoint every N optimiser steps (0: only at epoch ends)
+    checkpoint_every_epochs: int = 1  # checkpoint (and write the best model) every N epochs and after the last
     keep_checkpoints: int = 2
     report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
 
@@ -86,13 +91,20 @@ class TrainingConfig:
             if name not in MODEL_SETTINGS:
                 raise ValueError(f"model: {_unknown(name, MODEL_SETTINGS)}")
         GEmoClapConfig(**self.model)
-        choices = {"freeze": FREEZE_MODES, "mixed_precision": PRECISIONS}
+        choices = {"freeze": FREEZE_MODES, "mixed_precision": PRECISIONS, "text_attn_implementation": ATTENTIONS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if not 0.0 <= self.validation_fraction < 1.0:
             raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}")
-        positive = ("batch_size", "eval_batch_size", "num_epochs", "gradient_accumulation_steps", "keep_checkpoints")
+        positive = (
+            "batch_size",
+            "eval_batch_size",
+            "num_epochs",
+            "gradient_accumulation_steps",
+            "keep_checkpoints",
+            "checkpoint_every_epochs",
+        )
         for name in (*positive, "test_fold"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
 import numpy as np
+import torch
+from torch.utils.data import Sampler
+from transformers.trainer_pt_utils import get_length_grouped_indices
 
 from ..modeling.configuration_gemo_clap import DEFAULT_GENDER_LABELS
 
@@ -79,4 +83,39 @@ def fold_splits(dataset: datasets.Dataset, test_fold: int, validation_fraction: 
         held_out = stratified_sample(train["emotion"], validation_fraction, seed)
         kept = [index for index in range(len(train)) if index not in held_out]
         train, validation = (train.select(rows, keep_in_memory=True) for rows in (kept, sorted(held_out)))
+    if len(set(train["emotion"])) < 2:
+        names = train.features["emotion"].names
+        raise ValueError(
+            f"the training folds hold a single emotion ({names[train['emotion'][0]]!r}): training needs two or more"
+        )
     return FoldSplits(train=train, validation=validation, test=test)
+
+
+class LengthGroupedSampler(Sampler[int]):
+    """Random order with batches of similar length (transformers' `get_length_grouped_indices`, as the Trainer's
+    `group_by_length`: shuffled mega-batches, sorted by length within), re-seeded by `set_epoch` so every process
+    and a resumed run draw the same order."""
+
+    def __init__(self, lengths: Sequence[float], batch_size: int, seed: int):
+        self.lengths, self.batch_size, self.seed, self.epoch = list(lengths), batch_size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return iter(get_length_grouped_indices(self.lengths, self.batch_size, generator=generator))
+
+
+def padding_fraction(lengths: Sequence[float], order: Sequence[int], batch_size: int) -> float:
+    """The fraction of a padded epoch that is padding: batches of `batch_size` in `order`, each padded to its
+    longest item."""
+    padded = real = 0.0
+    for start in range(0, len(order), batch_size):
+        batch = [lengths[index] for index in order[start : start + batch_size]]
+        padded += max(batch) * len(batch)
+        real += sum(batch)
+    return 1 - real / padded if padded else 0.0

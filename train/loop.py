@@ -1,9 +1,17 @@
 """Train one fold of GEmo-CLAP with one readable Accelerate loop (in the style of the `no_trainer` examples).
 
-Every `checkpoint_every_steps` optimiser steps and at each epoch end the full training state is saved with
+Training costs only what it must: with the audio tower frozen (`freeze=audio`) its pooled statistics are computed
+once per utterance (a cache shared by every fold and variant) and every epoch is served from them; otherwise the
+tower runs each batch, with batches of similar length when `group_by_length` is set. The text tower encodes each
+distinct prompt of a batch once. Under `accelerate launch` with several processes the contrastive loss spans the
+global batch (`gather_global_batch`, on by default), as one process would compute it.
+
+Every `checkpoint_every_steps` optimiser steps, every `checkpoint_every_epochs` epochs and after the last one the
+full training state is saved with
 `accelerator.save_state` into a temporary folder renamed into place, the last `keep_checkpoints` are kept, and
-`resume=True` continues from the newest. The best epoch by validation UAR is saved as a Hugging Face model
-folder (`<output_dir>/model`), which is evaluated zero-shot on the test fold at the end.
+`resume=True` continues from the newest. An output folder that already holds a run is refused unless the run is
+resumed or `overwrite=True` replaces it. The best epoch by validation UAR is saved as a Hugging Face model folder
+(`<output_dir>/model`), which is evaluated zero-shot on the test fold at the end.
 """
 
 from __future__ import annotations
@@ -25,17 +33,19 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from ..atomic import atomic_path, remove, replace_with, staging_path
-from ..modeling import VARIANTS, GEmoClapModel, GEmoClapProcessor
+from ..atomic import atomic_path, check_folder_path, remove, replace_with, staging_path
+from ..modeling import VARIANTS, GEmoClapLoss, GEmoClapModel, GEmoClapProcessor
 from ..processing.collator import GEmoClapCollator
 from .audio_cache import AudioFeatureCache
 from .config import TRAINING_CONFIG_NAME, TrainingConfig
-from .data import fold_splits, load_built_dataset
-from .evaluation.zero_shot import AUDIO_INPUTS, audio_layer_statistics, score, zero_shot_predictions
+from .data import LengthGroupedSampler, fold_splits, load_built_dataset
+from .evaluation.zero_shot import score, zero_shot_predictions
 from .towers import build_model_and_processor
 
 logger = logging.getLogger(__name__)
 CHECKPOINT_PREFIX = "step_"
+TRACKER_PROJECT = "gemo-clap"  # the trackers' folder inside the output folder
+RUN_FILES = ("checkpoints", "model", TRAINING_CONFIG_NAME, "test_results.json", TRACKER_PROJECT)
 FAULT_ENV = "GEMO_CLAP_KILL_AFTER_CHECKPOINT"  # testing hook: SIGKILL the run right after saving this step
 
 
@@ -73,6 +83,35 @@ def checkpoints(output_dir: Path) -> list[Path]:
     return sorted((output_dir / "checkpoints").glob(f"{CHECKPOINT_PREFIX}*"))
 
 
+def existing_run(output_dir: Path) -> list[str]:
+    """The files of a training run already in `output_dir` (checkpoints, model, config, results, logs)."""
+    return [name for name in RUN_FILES if (output_dir / name).exists()]
+
+
+def claim_output_dir(output_dir: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse to mix two runs in one folder: a folder holding a run needs `resume` (continue it) or `overwrite`."""
+    if resume and overwrite:
+        raise ValueError("--resume continues the run in the output folder and --overwrite replaces it: pick one")
+    check_folder_path(output_dir, "output folder")
+    found = existing_run(output_dir)
+    if found and not (resume or overwrite):
+        raise FileExistsError(
+            f"{output_dir} already holds a training run ({', '.join(found)}): pass --resume to continue it "
+            "or --overwrite to replace it"
+        )
+
+
+def remove_run(output_dir: Path) -> None:
+    """Remove the files of the run in `output_dir` (not a cache it may hold): moved aside at once, then deleted."""
+    found = existing_run(output_dir)
+    if found:
+        trash = staging_path(output_dir / "replaced-run", unique=True)
+        trash.mkdir()
+        for name in found:
+            os.replace(output_dir / name, trash / name)
+        remove(trash)
+
+
 def _save_checkpoint(accelerator: Accelerator, output_dir: Path, progress: TrainingProgress, keep: int) -> None:
     destination = output_dir / "checkpoints" / f"{CHECKPOINT_PREFIX}{progress.completed_steps:08d}"
     if accelerator.is_main_process:
@@ -106,6 +145,8 @@ def _build_model(
         model.freeze_feature_encoder()
     elif config.freeze == "layers":
         model.freeze_audio_layers(config.freeze_layers)
+    if config.text_attn_implementation:
+        model.text_model.set_attn_implementation(config.text_attn_implementation)
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     return model, processor
@@ -119,9 +160,10 @@ def _trackers(config: TrainingConfig) -> list[str]:
     return wanted
 
 
-def train(config: TrainingConfig, resume: bool = False) -> TrainResult:
+def train(config: TrainingConfig, resume: bool = False, overwrite: bool = False) -> TrainResult:
     """Train on every fold but `config.test_fold`, choose the best epoch on validation, evaluate on the test fold."""
     output_dir = Path(config.output_dir)
+    claim_output_dir(output_dir, resume, overwrite)
     accelerator = Accelerator(
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         mixed_precision=config.mixed_precision,
@@ -137,60 +179,76 @@ def train(config: TrainingConfig, resume: bool = False) -> TrainResult:
     splits = fold_splits(dataset, config.test_fold, config.validation_fraction, config.seed)
     model, processor = _build_model(config, splits.emotion_names, splits.gender_names)
     if accelerator.is_main_process:  # only once the inputs are known good: bad input leaves no output behind
+        if overwrite:
+            remove_run(output_dir)
         output_dir.mkdir(parents=True, exist_ok=True)
         config.save(output_dir / TRAINING_CONFIG_NAME)
+    accelerator.wait_for_everyone()
     provenance = config.provenance(corpus=config.corpus or dataset.info.dataset_name or "custom")
-    template, gender_template = model.config.prompt_template, model.config.gender_prompt_template
+    template, genders = model.config.prompt_template, splits.gender_names
     collator = GEmoClapCollator(
         processor,
         splits.emotion_names,
         splits.gender_names,
         template,
-        gender_template,
+        model.config.gender_prompt_template,
         with_gender_prompts=variant.needs_gender_prompts,
     )
+    named_splits = {"train": splits.train, "validation": splits.validation, "test": splits.test}
+    named_splits = {name: split for name, split in named_splits.items() if split is not None}
+    cached = config.freeze == "audio" and config.cache_audio_features
+    if cached:  # the frozen tower runs once per utterance; every epoch is served from the cache
+        cache = AudioFeatureCache(
+            model.audio_model,
+            config.audio_cache_dir or output_dir / "audio_cache",
+            layers="all" if model.config.use_weighted_layer_sum else "last",
+        )
+        cache.fill(model, processor, list(named_splits.values()), accelerator, config.eval_batch_size)
+        named_splits = {name: cache.cached_split(split) for name, split in named_splits.items()}
+    sampler = None
+    if config.group_by_length and not cached:
+        sampler = LengthGroupedSampler(list(splits.train["duration"]), config.batch_size, config.seed)
     # its own generator: iterator seeds never draw from the global RNG, so a resumed run keeps the dropout masks
     train_loader = DataLoader(
-        splits.train,
+        named_splits.pop("train"),
         batch_size=config.batch_size,
-        shuffle=True,
+        shuffle=sampler is None,
+        sampler=sampler,
         collate_fn=collator,
         generator=torch.Generator().manual_seed(config.seed),
     )
     eval_loaders = {
         name: DataLoader(split, batch_size=config.eval_batch_size, collate_fn=collator)
-        for name, split in (("validation", splits.validation), ("test", splits.test))
-        if split is not None
+        for name, split in named_splits.items()
     }
-    optimizer = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=config.learning_rate, weight_decay=config.weight_decay
+    optimizer = torch.optim.AdamW(  # fused: one kernel over all parameters (several times faster on a CPU)
+        [p for p in model.parameters() if p.requires_grad],
+        lr=config.learning_rate,
+        weight_decay=config.weight_decay,
+        fused=True,
     )
-    steps_per_epoch = math.ceil(len(train_loader) / config.gradient_accumulation_steps)
+    # on the whole epoch, before sharding: accelerate steps a prepared scheduler once per process and step
+    global_steps_per_epoch = math.ceil(len(train_loader) / config.gradient_accumulation_steps)
     scheduler = get_linear_schedule_with_warmup(
         optimizer,
-        num_warmup_steps=int(config.warmup_epochs * steps_per_epoch),
-        num_training_steps=config.num_epochs * steps_per_epoch,
+        num_warmup_steps=int(config.warmup_epochs * global_steps_per_epoch),
+        num_training_steps=config.num_epochs * global_steps_per_epoch,
     )
     model, optimizer, train_loader, scheduler, *prepared = accelerator.prepare(
         model, optimizer, train_loader, scheduler, *eval_loaders.values()
     )
     eval_loaders = dict(zip(eval_loaders, prepared))
+    steps_per_epoch = math.ceil(len(train_loader) / config.gradient_accumulation_steps)  # this process's share
     progress = TrainingProgress()
     accelerator.register_for_checkpointing(progress)
     unwrapped = accelerator.unwrap_model(model)
-    cache = None
-    if config.freeze == "audio" and config.cache_audio_features:
-        cache = AudioFeatureCache(
-            unwrapped.audio_model,
-            config.audio_cache_dir or output_dir / "audio_cache",
-            layers="all" if unwrapped.config.use_weighted_layer_sum else "last",
-        )
+    criterion = GEmoClapLoss.from_config(unwrapped.config, gather=config.gather_global_batch)
 
     if resume and checkpoints(output_dir):
         newest = checkpoints(output_dir)[-1]
         accelerator.print(f"resuming from {newest}")
         accelerator.load_state(str(newest))
-    accelerator.init_trackers("gemo-clap", config={k: str(v) for k, v in config.to_dict().items()})
+    accelerator.init_trackers(TRACKER_PROJECT, config={k: str(v) for k, v in config.to_dict().items()})
 
     bar = tqdm(
         total=config.num_epochs * steps_per_epoch,
@@ -199,6 +257,7 @@ def train(config: TrainingConfig, resume: bool = False) -> TrainResult:
         desc="training",
     )
     model_dir = output_dir / "model"
+    best_weights = None  # the best epoch's weights while they wait for the next checkpoint to be written
     for epoch in range(progress.epoch, config.num_epochs):
         model.train()
         if config.freeze == "audio":
@@ -207,16 +266,23 @@ def train(config: TrainingConfig, resume: bool = False) -> TrainResult:
         batches = train_loader
         if progress.batches_done:  # resuming mid-epoch: the sampler's order for this epoch, minus what was done
             batches = accelerator.skip_first_batches(train_loader, progress.batches_done)
-        epoch_started = time.monotonic()
+        epoch_started, padded, audio_frames = time.monotonic(), 0, 0
         for batch in batches:
             with accelerator.accumulate(model):
-                if cache is not None:
-                    with torch.no_grad():
-                        batch["audio_layer_statistics"] = audio_layer_statistics(unwrapped, batch, cache)
-                    for name in AUDIO_INPUTS:
-                        batch.pop(name, None)
-                batch.pop("cache_keys")
-                loss = model(**batch).loss
+                emotion_labels, gender_labels = batch.pop("emotion_labels"), batch.pop("gender_labels", None)
+                batch.pop("cache_keys", None)
+                if "audio_attention_mask" in batch:
+                    padded += int((batch["audio_attention_mask"] == 0).sum())
+                    audio_frames += batch["audio_attention_mask"].numel()
+                outputs = model(**batch, return_loss=False)
+                loss = criterion(
+                    outputs.audio_embeds,
+                    outputs.text_embeds,
+                    (outputs.logit_scale_audio, outputs.logit_scale_text),
+                    emotion_labels,
+                    gender_labels,
+                    outputs.gender_text_embeds,
+                )
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and config.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
@@ -237,9 +303,11 @@ def train(config: TrainingConfig, resume: bool = False) -> TrainResult:
             "lr": scheduler.get_last_lr()[0],
             "train_seconds": time.monotonic() - epoch_started,
         }
+        if audio_frames:
+            record["audio_padding"] = padded / audio_frames  # this process's share of the epoch
         if "validation" in eval_loaders:
             outputs = zero_shot_predictions(
-                model, processor, eval_loaders["validation"], accelerator, splits.emotion_names, template, cache
+                model, processor, eval_loaders["validation"], accelerator, splits.emotion_names, template, genders
             )
             metrics = score(outputs, splits.emotion_names, splits.gender_names)
             record.update(validation_war=metrics["war"], validation_uar=metrics["uar"])
@@ -247,34 +315,45 @@ def train(config: TrainingConfig, resume: bool = False) -> TrainResult:
         accelerator.print(json.dumps(record))
         progress.history.append(record)
         validation_uar = record.get("validation_uar")
-        if validation_uar is None or validation_uar > progress.best_uar:  # without validation: keep the last epoch
+        improved = validation_uar is None or validation_uar > progress.best_uar  # no validation: the last epoch
+        if improved:
             progress.best_uar, progress.best_epoch = validation_uar if validation_uar is not None else -1.0, epoch
-            if accelerator.is_main_process:
-                with atomic_path(model_dir) as folder:
-                    _save_model(unwrapped, processor, folder)
-                    (folder / TRAINING_CONFIG_NAME).write_text(json.dumps(provenance, indent=2))
         progress.epoch, progress.batches_done, progress.epoch_loss = epoch + 1, 0, 0.0
-        _save_checkpoint(accelerator, output_dir, progress, config.keep_checkpoints)
-        if cache is not None and accelerator.is_main_process:
-            cache.save()
+        checkpoint_now = progress.epoch == config.num_epochs or progress.epoch % config.checkpoint_every_epochs == 0
+        if accelerator.is_main_process and (improved or best_weights is not None):
+            if checkpoint_now:  # the model folder always belongs with the newest checkpoint
+                with atomic_path(model_dir) as folder:
+                    if improved:
+                        _save_model(unwrapped, processor, folder)
+                    else:
+                        _save_model(unwrapped, processor, folder, best_weights)
+                    (folder / TRAINING_CONFIG_NAME).write_text(json.dumps(provenance, indent=2))
+                best_weights = None
+            elif improved:
+                best_weights = {
+                    name: value.detach().to("cpu", copy=True) for name, value in unwrapped.state_dict().items()
+                }
+        if checkpoint_now:
+            _save_checkpoint(accelerator, output_dir, progress, config.keep_checkpoints)
     bar.close()
 
     accelerator.wait_for_everyone()
     best = GEmoClapModel.from_pretrained(model_dir)
     unwrapped.load_state_dict(best.state_dict())
     outputs = zero_shot_predictions(
-        model, processor, eval_loaders["test"], accelerator, splits.emotion_names, template, cache
+        model, processor, eval_loaders["test"], accelerator, splits.emotion_names, template, genders
     )
     test_metrics = {"fold": config.test_fold, **score(outputs, splits.emotion_names, splits.gender_names)}
     accelerator.log({"test_war": test_metrics["war"], "test_uar": test_metrics["uar"]})
     if accelerator.is_main_process:
         (output_dir / "test_results.json").write_text(json.dumps(test_metrics, indent=2))
-        if cache is not None:
-            cache.save()
     accelerator.end_training()
     return TrainResult(output_dir, model_dir, test_metrics, progress.best_epoch, progress.history)
 
 
-def _save_model(model: GEmoClapModel, processor: GEmoClapProcessor, folder: Path) -> None:
-    model.save_pretrained(folder)
+def _save_model(
+    model: GEmoClapModel, processor: GEmoClapProcessor, folder: Path, state_dict: dict | None = None
+) -> None:
+    """A Hugging Face model folder of `model` (or of `state_dict`, weights it held earlier) and its processor."""
+    model.save_pretrained(folder, state_dict=state_dict)
     processor.save_pretrained(folder)

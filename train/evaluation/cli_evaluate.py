@@ -41,7 +41,7 @@ def evaluate_model(
     collator = GEmoClapCollator(processor, emotions, genders, template)
     accelerator = Accelerator()
     model, loader = accelerator.prepare(model, DataLoader(dataset, batch_size=batch_size, collate_fn=collator))
-    outputs = zero_shot_predictions(model, processor, loader, accelerator, emotions, template)
+    outputs = zero_shot_predictions(model, processor, loader, accelerator, emotions, template, genders)
     return score(outputs, emotions, genders)
 
 

@@ -1,10 +1,17 @@
 """Load the shipped speech emotion recognition metric (``train/metrics/ser_metrics.py``) without the Hub."""
 
+from functools import cache
 from pathlib import Path
 
 import evaluate
 
 SER_METRIC_PATH = Path(__file__).resolve().parent / "metrics" / "ser_metrics.py"
+
+
+@cache
+def ser_metric() -> evaluate.EvaluationModule:
+    """The shipped SER metric, loaded once per process (computing it keeps no state between calls)."""
+    return load_ser_metric()
 
 
 def load_ser_metric(**load_kwargs) -> evaluate.EvaluationModule:

@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 SCORES = ("war", "uar", "macro_f1")
 SCORE_TITLES = {"war": "WAR", "uar": "UAR", "macro_f1": "Macro-F1"}
 GENDER_SCORES = ("war", "uar")
+GAP_TITLES = {"war": "gender gap WAR (pts)", "uar": "gender gap UAR (pts)"}
 
 
 def _mean_std(values: Sequence[float]) -> dict:
@@ -56,6 +57,19 @@ def summarize_folds(fold_results: Sequence[dict]) -> dict:
     for gender in genders:
         reported = [result["per_gender"][gender] for result in fold_results if gender in result.get("per_gender", {})]
         summary["per_gender"][gender] = {score: _mean_std([r[score] for r in reported]) for score in GENDER_SCORES}
+    gaps = [result["gender_gap"] for result in fold_results if "gender_gap" in result]
+    if gaps:
+        summary["gender_gap"] = {score: _mean_std([gap[score] for gap in gaps]) for score in GENDER_SCORES}
+    accuracies = [result["gender_accuracy"] for result in fold_results if "gender_accuracy" in result]
+    if accuracies:
+        summary["gender_accuracy"] = _mean_std(accuracies)
+    seeds = sorted({result["seed"] for result in fold_results if "seed" in result})
+    if seeds:  # several seeds: the spread of the per-seed means, beside the spread over every run
+        means = {seed: [r for r in fold_results if r.get("seed") == seed] for seed in seeds}
+        summary["seeds"] = seeds
+        summary["over_seeds"] = {
+            score: _mean_std([float(np.mean([r[score] for r in runs])) for runs in means.values()]) for score in SCORES
+        }
     summary["confusion_matrix"] = np.sum([result["confusion_matrix"] for result in fold_results], axis=0).tolist()
     return summary
 
@@ -68,38 +82,70 @@ def _row(cells: Sequence[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def _header(first: str, genders: Sequence[str]) -> list[str]:
+def _header(first: str, genders: Sequence[str], gaps: bool, gender_accuracy: bool) -> list[str]:
     titles = [first, *(f"{SCORE_TITLES[score]} (%)" for score in SCORES)]
     titles += [f"{SCORE_TITLES[score]} {gender} (%)" for gender in genders for score in GENDER_SCORES]
+    titles += [GAP_TITLES[score] for score in GENDER_SCORES] if gaps else []
+    titles += ["gender accuracy (%)"] if gender_accuracy else []
     return [_row(titles), _row(["---"] * len(titles))]
 
 
-def markdown_table(fold_results_by_variant: dict[str, Sequence[dict]]) -> str:
-    """Markdown report: one summary row per variant (mean ± std over folds, in %), then a per-fold table per variant.
+def _run_name(result: dict) -> str:
+    return f"seed {result['seed']}, fold {result['fold']}" if "seed" in result else str(result["fold"])
 
-    Gender columns appear when any fold reports ``per_gender``; a fold without a gender shows ``–``.
+
+def markdown_table(fold_results_by_variant: dict[str, Sequence[dict]], protocol: Sequence[str] = ()) -> str:
+    """Markdown report: the protocol (lines of `protocol`, if any), one summary row per variant (mean ± std over
+    folds, or over seeds x folds, in %), then a per-run table per variant.
+
+    Gender columns appear when any fold reports ``per_gender`` (a fold without a gender shows ``–``), gender-gap
+    columns (absolute WAR and UAR difference between the genders, in points) when any reports ``gender_gap``, and a
+    gender-accuracy column when any reports ``gender_accuracy`` (variants with gender prompts).
     """
     summaries = {variant: summarize_folds(results) for variant, results in fold_results_by_variant.items()}
     genders = sorted({gender for summary in summaries.values() for gender in summary["per_gender"]})
+    gaps = any("gender_gap" in summary for summary in summaries.values())
+    gender_accuracy = any("gender_accuracy" in summary for summary in summaries.values())
 
-    def gender_cells(per_gender: dict, cell) -> list[str]:
-        return [cell(per_gender[g][s]) if g in per_gender else "–" for g in genders for s in GENDER_SCORES]
+    def gender_cells(entry: dict, cell) -> list[str]:
+        per_gender = entry.get("per_gender", {})
+        cells = [cell(per_gender[g][s]) if g in per_gender else "–" for g in genders for s in GENDER_SCORES]
+        if gaps:
+            cells += [cell(entry["gender_gap"][s]) if "gender_gap" in entry else "–" for s in GENDER_SCORES]
+        if gender_accuracy:
+            cells.append(cell(entry["gender_accuracy"]) if "gender_accuracy" in entry else "–")
+        return cells
 
-    lines = ["# Cross-validation results", "", "Mean ± standard deviation over folds (population std, ddof=0).", ""]
-    lines += _header("Variant", genders)
+    seeded = any("seeds" in summary for summary in summaries.values())
+    spread = "seeds x folds" if seeded else "folds"
+    lines = ["# Cross-validation results", ""]
+    lines += [*(f"- {line}" for line in protocol), ""] if protocol else []
+    lines += [f"Mean ± standard deviation over {spread} (population std, ddof=0).", ""]
+    lines += _header("Variant", genders, gaps, gender_accuracy)
     for variant, summary in summaries.items():
-        cells = [f"{variant} ({summary['num_folds']} folds)", *(_percent(summary[score]) for score in SCORES)]
-        lines.append(_row(cells + gender_cells(summary["per_gender"], _percent)))
+        runs = (
+            f"{len(summary['seeds'])} seeds x {summary['num_folds'] // len(summary['seeds'])} folds"
+            if "seeds" in summary
+            else f"{summary['num_folds']} folds"
+        )
+        cells = [f"{variant} ({runs})", *(_percent(summary[score]) for score in SCORES)]
+        lines.append(_row(cells + gender_cells(summary, _percent)))
+    if seeded:
+        lines += ["", "Spread of the per-seed means (std over seeds):", ""]
+        lines += [_row(["Variant", *(f"{SCORE_TITLES[score]} (%)" for score in SCORES)]), _row(["---"] * 4)]
+        for variant, summary in summaries.items():
+            if "over_seeds" in summary:
+                lines.append(_row([variant, *(_percent(summary["over_seeds"][score]) for score in SCORES)]))
 
     for variant, results in fold_results_by_variant.items():
         lines += ["", f"## {variant}", ""]
-        lines += _header("Fold", genders)
+        lines += _header("Fold", genders, gaps, gender_accuracy)
         for result in results:
-            cells = [str(result["fold"]), *(f"{100 * result[score]:.2f}" for score in SCORES)]
-            lines.append(_row(cells + gender_cells(result.get("per_gender", {}), lambda v: f"{100 * v:.2f}")))
+            cells = [_run_name(result), *(f"{100 * result[score]:.2f}" for score in SCORES)]
+            lines.append(_row(cells + gender_cells(result, lambda v: f"{100 * v:.2f}")))
         summary = summaries[variant]
         cells = ["mean ± std", *(_percent(summary[score]) for score in SCORES)]
-        lines.append(_row(cells + gender_cells(summary["per_gender"], _percent)))
+        lines.append(_row(cells + gender_cells(summary, _percent)))
     return "\n".join(lines) + "\n"
 
 
@@ -146,9 +192,13 @@ def _file_stem(variant: str) -> str:
 
 
 def write_report(
-    output_dir: str | Path, fold_results_by_variant: dict[str, Sequence[dict]], label_names: Sequence[str]
+    output_dir: str | Path,
+    fold_results_by_variant: dict[str, Sequence[dict]],
+    label_names: Sequence[str],
+    protocol: Sequence[str] = (),
 ) -> dict[str, Path]:
-    """Write ``results.json``, ``results.md`` and ``confusion_matrix_<variant>.png`` (summed over folds).
+    """Write ``results.json`` (with ``protocol``, lines saying how the numbers were obtained), ``results.md`` and
+    ``confusion_matrix_<variant>.png`` (summed over folds).
 
     Returns ``{"results_json": path, "results_md": path, "confusion_matrix_<variant>": path, ...}``.
     """
@@ -159,6 +209,7 @@ def write_report(
     summaries = {variant: summarize_folds(results) for variant, results in fold_results_by_variant.items()}
     paths = {"results_json": output_dir / "results.json", "results_md": output_dir / "results.md"}
     report = {
+        **({"protocol": list(protocol)} if protocol else {}),
         "label_names": list(label_names),
         "variants": {
             variant: {"summary": summaries[variant], "folds": list(results)}
@@ -166,7 +217,7 @@ def write_report(
         },
     }
     paths["results_json"].write_text(json.dumps(report, indent=2), encoding="utf-8")
-    paths["results_md"].write_text(markdown_table(fold_results_by_variant), encoding="utf-8")
+    paths["results_md"].write_text(markdown_table(fold_results_by_variant, protocol), encoding="utf-8")
     for variant, summary in summaries.items():
         paths[f"confusion_matrix_{variant}"] = plot_confusion_matrix(
             summary["confusion_matrix"],

@@ -9,23 +9,10 @@ import torch
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
-from ...modeling import GEmoClapModel, GEmoClapProcessor
-from ..audio_cache import AudioFeatureCache
-from .metric_loading import load_ser_metric
+from ...modeling import VARIANTS, GEmoClapModel, GEmoClapProcessor
+from .metric_loading import ser_metric
 
-AUDIO_INPUTS = ("input_values", "input_features", "audio_attention_mask")
-
-
-def audio_layer_statistics(model: GEmoClapModel, batch: dict, cache: AudioFeatureCache | None) -> torch.Tensor:
-    """The batch's `get_audio_layer_statistics`, from the cache when it holds them all (and filling it otherwise)."""
-    keys = batch["cache_keys"]
-    cached = cache.lookup(keys) if cache is not None else None
-    if cached is not None:
-        return cached.to(model.device)
-    statistics = model.get_audio_layer_statistics(**{name: batch[name] for name in AUDIO_INPUTS if name in batch})
-    if cache is not None:
-        cache.store(keys, statistics)
-    return statistics
+AUDIO_INPUTS = ("input_values", "input_features", "audio_attention_mask", "audio_layer_statistics")
 
 
 @torch.no_grad()
@@ -36,32 +23,51 @@ def zero_shot_predictions(
     accelerator: Accelerator,
     label_names: Sequence[str],
     template: str,
-    cache: AudioFeatureCache | None = None,
+    gender_names: Sequence[str] | None = None,
 ) -> dict[str, list[int]]:
-    """Predicted and reference emotion ids (and genders) for every utterance, gathered over processes."""
+    """Predicted and reference emotion ids (and genders) for every utterance, gathered over processes. Batches hold
+    the audio inputs or a frozen tower's cached `audio_layer_statistics`. For a model trained with gender prompts
+    (ML-GEmo-CLAP), `gender_predictions` come from the same audio embeddings against the gender prompts."""
     model = accelerator.unwrap_model(model)
     was_training = model.training
     model.eval()
     label_embeds = model.get_label_embeddings(processor, label_names, template)
-    outputs: dict[str, list[int]] = {"predictions": [], "references": [], "genders": []}
+    variant = VARIANTS.get(model.config.variant)
+    gender_embeds = None
+    if variant is not None and variant.needs_gender_prompts:
+        genders = list(gender_names or model.config.gender_labels)
+        gender_embeds = model.get_label_embeddings(processor, genders, model.config.gender_prompt_template)
+    outputs: dict[str, list[int]] = {"predictions": [], "references": [], "genders": [], "gender_predictions": []}
     for batch in dataloader:
-        audio_embeds = model.get_audio_features(audio_layer_statistics=audio_layer_statistics(model, batch, cache))
-        predictions = model.similarity_logits(audio_embeds, label_embeds)[0].argmax(dim=-1)
-        columns = [predictions, batch["emotion_labels"]] + (
-            [batch["gender_labels"]] if "gender_labels" in batch else []
-        )
-        for name, values in zip(outputs, accelerator.gather_for_metrics(columns)):
+        audio_embeds = model.get_audio_features(**{name: batch[name] for name in AUDIO_INPUTS if name in batch})
+        columns = {
+            "predictions": model.similarity_logits(audio_embeds, label_embeds)[0].argmax(dim=-1),
+            "references": batch["emotion_labels"],
+        }
+        if "gender_labels" in batch:
+            columns["genders"] = batch["gender_labels"]
+            if gender_embeds is not None:
+                columns["gender_predictions"] = model.similarity_logits(audio_embeds, gender_embeds)[0].argmax(dim=-1)
+        for name, values in zip(columns, accelerator.gather_for_metrics(list(columns.values()))):
             outputs[name].extend(values.tolist())
     model.train(was_training)
     return outputs
 
 
 def score(outputs: dict[str, list[int]], label_names: Sequence[str], gender_names: Sequence[str]) -> dict:
-    """WAR, UAR, macro-F1, per-class recall, per-gender WAR/UAR and the confusion matrix."""
-    return load_ser_metric().compute(
+    """WAR, UAR, macro-F1, per-class recall, the confusion matrix and, with genders, per-gender WAR/UAR, the gender
+    gap (absolute WAR and UAR difference between two genders) and the gender accuracy of gender predictions."""
+    metrics = ser_metric().compute(
         predictions=outputs["predictions"],
         references=outputs["references"],
-        genders=outputs["genders"] or None,
+        genders=outputs.get("genders") or None,
         label_names=list(label_names),
         gender_names=list(gender_names),
     )
+    per_gender = list(metrics.get("per_gender", {}).values())
+    if len(per_gender) == 2:
+        metrics["gender_gap"] = {key: abs(per_gender[0][key] - per_gender[1][key]) for key in ("war", "uar")}
+    if outputs.get("gender_predictions"):
+        hits = [int(p == g) for p, g in zip(outputs["gender_predictions"], outputs["genders"])]
+        metrics["gender_accuracy"] = sum(hits) / len(hits)
+    return metrics

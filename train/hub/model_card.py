@@ -36,6 +36,10 @@ def _result_rows(results: dict) -> list[tuple[str, str]]:
     rows = [(name, _percent(results[key])) for key, _, name, _ in MODEL_INDEX_METRICS if key in results]
     for gender, scores in results.get("per_gender", {}).items():
         rows += [(f"{key.upper()} ({gender})", _percent(scores[key])) for key in ("war", "uar") if key in scores]
+    gap = results.get("gender_gap", {})
+    rows += [(f"Gender gap, {key.upper()} (points)", _percent(gap[key])) for key in ("war", "uar") if key in gap]
+    if "gender_accuracy" in results:
+        rows.append(("Gender accuracy of the gender prompts", _percent(results["gender_accuracy"])))
     return rows
 
 
