@@ -262,6 +262,18 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         hidden = self.text_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         return nn.functional.normalize(self.text_projection(hidden[:, 0]), dim=-1)
 
+    def _prompt_features(self, prompts: list[tuple[torch.Tensor, torch.Tensor | None]]) -> tuple[torch.Tensor, ...]:
+        """`get_text_features` of several prompt batches in one text-tower pass (right-padded to one width)."""
+        if len(prompts) == 1:
+            return (self.get_text_features(*prompts[0]),)
+        width = max(ids.shape[1] for ids, _ in prompts)
+        masks = [torch.ones_like(ids) if mask is None else mask for ids, mask in prompts]
+        features = self.get_text_features(
+            torch.cat([nn.functional.pad(ids, (0, width - ids.shape[1])) for ids, _ in prompts]),
+            torch.cat([nn.functional.pad(mask, (0, width - mask.shape[1])) for mask in masks]),
+        )
+        return features.split([ids.shape[0] for ids, _ in prompts])
+
     def get_label_embeddings(self, processor, labels: Sequence[str], template: str) -> torch.Tensor:
         """Normalised embeddings of one prompt per label (`template.format(label)`, e.g. "The emotion is sad."),
         tokenised with `processor` (this model's `GEmoClapProcessor` or tokenizer): `[len(labels), projection_dim]`."""
@@ -328,14 +340,16 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
                 )
             audio_pooled_output = self.pool_audio_statistics(audio_layer_statistics)
         audio_embeds = nn.functional.normalize(self.audio_projection(audio_pooled_output), dim=-1)
-        text_embeds = self.get_text_features(input_ids, attention_mask)
+        prompts = [(input_ids, attention_mask)]
+        if gender_input_ids is not None:
+            prompts.append((gender_input_ids, gender_attention_mask))
+        text_embeds, gender_text_embeds = (*self._prompt_features(prompts), None)[:2]  # one text-tower pass
         if prompt_index is not None:
             text_embeds = text_embeds[prompt_index]
         logits_per_audio, logits_per_text = self.similarity_logits(audio_embeds, text_embeds)
 
-        gender_text_embeds = logits_per_audio_gender = logits_per_text_gender = None
-        if gender_input_ids is not None:
-            gender_text_embeds = self.get_text_features(gender_input_ids, gender_attention_mask)
+        logits_per_audio_gender = logits_per_text_gender = None
+        if gender_text_embeds is not None:
             if gender_prompt_index is not None:
                 gender_text_embeds = gender_text_embeds[gender_prompt_index]
             logits_per_audio_gender, logits_per_text_gender = self.similarity_logits(audio_embeds, gender_text_embeds)

@@ -66,6 +66,7 @@ class TrainingConfig:
     # freezing and caching
     freeze: str = "none"
     freeze_layers: int = 0
+    freeze_text_embeddings: bool = False  # the text tower's token embeddings (the prompts use a few of their rows)
     cache_audio_features: bool = True  # with freeze=audio: compute the tower once, serve every epoch from the cache
     audio_cache_dir: str = ""  # default: <output_dir>/audio_cache; cross-validation shares one across folds
     # outputs and checkpoints

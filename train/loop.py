@@ -145,6 +145,8 @@ def _build_model(
         model.freeze_feature_encoder()
     elif config.freeze == "layers":
         model.freeze_audio_layers(config.freeze_layers)
+    if config.freeze_text_embeddings:
+        model.text_model.get_input_embeddings().requires_grad_(False)
     if config.text_attn_implementation:
         model.text_model.set_attn_implementation(config.text_attn_implementation)
     if config.gradient_checkpointing:
