@@ -107,7 +107,10 @@ def main() -> None:
 
         probe_started = time.monotonic()
         features = probe_features(dataset, str(encoder), root / "audio_cache")
-        rows["probe (mean+std, logistic regression)"] = (probe_scores(dataset, features), time.monotonic() - probe_started)
+        rows["probe (mean+std, logistic regression)"] = (
+            probe_scores(dataset, features),
+            time.monotonic() - probe_started,
+        )
         print(f"\n| method | WAR (%) | UAR (%) | time (s) |\n| --- | --- | --- | --- |")
         for name, (results, seconds) in rows.items():
             print(f"| {name} | {summary(results).replace(' | ', ' | ')} | {seconds:.0f} |")

@@ -1,8 +1,12 @@
-"""`gemo-clap predict`: emotion scores (and, for ML-GEmo-CLAP, gender) of audio files.
+"""`gemo-clap predict`: emotion scores (and, for checkpoints trained with gender prompts, gender) of audio files.
 
-Files longer than the model's `max_audio_seconds` (or than `--segment-seconds`) are read window by window with
-soundfile, so memory stays flat in file length, and reported as a timeline plus a duration-weighted overall result.
-A file that cannot be read gets one clear line; the exit code is non-zero only when every file failed.
+Each file goes through the zero-shot pipeline with `chunk_length_s` (default: the model's `max_audio_seconds`) and
+`return_timestamps=True`, so a long file is read chunk by chunk (memory flat in file length) and reported as a
+timeline plus the duration-weighted overall result; gender comes from the same audio pass (`return_gender`).
+A file that cannot be used gets one clear line; the exit code is non-zero only when every file failed.
+
+The model is loaded with the installed gemo_clap code. `--trust-remote-code` runs the checkpoint's own code
+instead, as transformers does; a Hub repo id needs it only for checkpoints the installed code cannot load.
 """
 
 from __future__ import annotations
@@ -10,10 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 
-import numpy as np
+from .modeling.audio_gemo_clap import AudioDecodeError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,131 +23,80 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", help="audio files (wav, flac, ogg, ...)")
     parser.add_argument("--labels", help="comma-separated candidate labels (default: the model's emotions)")
     parser.add_argument("--template", help="prompt template with {} (default: the model's)")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--segment-seconds", type=float, help="window length (default: the model's maximum)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object per file")
-
-
-def windows(path: str, sampling_rate: int, seconds: float) -> Iterator[tuple[float, float, np.ndarray]]:
-    """(start, end, mono float32 audio at `sampling_rate`) windows of a file, read block by block."""
-    import librosa
-    import soundfile as sf
-
-    with sf.SoundFile(path) as audio:
-        block = max(1, int(seconds * audio.samplerate))
-        start = 0
-        for frames in audio.blocks(blocksize=block, dtype="float32", always_2d=True):
-            mono = frames.mean(axis=1)
-            if audio.samplerate != sampling_rate:
-                mono = librosa.resample(mono, orig_sr=audio.samplerate, target_sr=sampling_rate)
-            yield start / audio.samplerate, (start + len(frames)) / audio.samplerate, mono.astype(np.float32)
-            start += len(frames)
-
-
-def predict_file(
-    classifier,
-    path: str,
-    labels: list[str],
-    template: str,
-    segment_seconds: float,
-    batch_size: int,
-    gender_labels: list[str] | None,
-    gender_template: str,
-) -> dict:
-    """Timeline and duration-weighted overall scores of one file (and gender when `gender_labels` is given)."""
-    import soundfile as sf
-
-    try:
-        sf.info(path)
-    except Exception as error:  # noqa: BLE001 - soundfile raises several types for unreadable files
-        if not Path(path).exists():
-            raise ValueError("file not found") from error
-        if Path(path).is_dir():
-            raise ValueError("is a directory, not an audio file") from error
-        raise ValueError(f"not a readable audio file ({error})") from error
-    rate = classifier.processor.sampling_rate
-    timeline, totals, gender_totals, seconds = [], np.zeros(len(labels)), np.zeros(len(gender_labels or [])), 0.0
-    batch: list[tuple[float, float, np.ndarray]] = []
-
-    def flush() -> None:
-        nonlocal seconds
-        clips = [clip for _, _, clip in batch]
-        emotion_scores = classifier(clips, candidate_labels=labels, hypothesis_template=template, batch_size=len(clips))
-        gender_scores = (
-            classifier(
-                clips, candidate_labels=gender_labels, hypothesis_template=gender_template, batch_size=len(clips)
-            )
-            if gender_labels
-            else [None] * len(clips)
-        )
-        for (start, end, _), emotion, gender in zip(batch, emotion_scores, gender_scores):
-            weight = end - start
-            seconds += weight
-            totals[:] += weight * np.array([{e["label"]: e["score"] for e in emotion}[label] for label in labels])
-            entry = {
-                "start": round(start, 3),
-                "end": round(end, 3),
-                "label": emotion[0]["label"],
-                "score": emotion[0]["score"],
-            }
-            if gender is not None:
-                gender_totals[:] += weight * np.array(
-                    [{g["label"]: g["score"] for g in gender}[x] for x in gender_labels]
-                )
-                entry["gender"] = gender[0]["label"]
-            timeline.append(entry)
-        batch.clear()
-
-    for window in windows(path, rate, segment_seconds):
-        batch.append(window)
-        if len(batch) == batch_size:
-            flush()
-    if batch:
-        flush()
-    if seconds == 0:
-        raise ValueError("the file holds no audio")
-    overall = sorted(
-        ({"label": label, "score": float(s / seconds)} for label, s in zip(labels, totals)),
-        key=lambda entry: -entry["score"],
+    parser.add_argument("--batch-size", type=int, default=8, help="chunks per audio-tower call")
+    parser.add_argument(
+        "--segment-seconds", type=float, help="chunk length, the pipeline's chunk_length_s (default: the model's)"
     )
-    result = {"file": path, "duration": round(seconds, 3), "scores": overall, "timeline": timeline}
-    if gender_labels:
-        result["gender"] = max(zip(gender_totals, gender_labels))[1]
+    parser.add_argument("--json", action="store_true", help="print one JSON object per file")
+    parser.add_argument(
+        "--trust-remote-code", action="store_true", help="run the checkpoint's own code (as transformers does)"
+    )
+
+
+def load_classifier(model: str, trust_remote_code: bool):
+    """The zero-shot pipeline of a model folder or repo id: the installed code, or with `trust_remote_code` the
+    checkpoint's own."""
+    from transformers import pipeline
+
+    from .modeling import PIPELINE_TASK, GEmoClapModel, GEmoClapProcessor, GEmoClapZeroShotAudioClassificationPipeline
+    from .train.towers import local_folder_or_repo_id
+
+    model = str(local_folder_or_repo_id(model))
+    if trust_remote_code:
+        return pipeline(PIPELINE_TASK, model=model, trust_remote_code=True)
+    processor = GEmoClapProcessor.from_pretrained(model)
+    return GEmoClapZeroShotAudioClassificationPipeline(
+        model=GEmoClapModel.from_pretrained(model),
+        processor=processor,
+        tokenizer=processor.tokenizer,
+        feature_extractor=processor.feature_extractor,
+    )
+
+
+def predict_file(classifier, path: str, batch_size: int, **call_kwargs) -> dict:
+    """The overall scores, the timeline of chunks and, with `return_gender`, the gender of one file."""
+    output = classifier(path, return_timestamps=True, batch_size=batch_size, **call_kwargs)
+    timeline = []
+    for chunk in output["chunks"]:
+        start, end = chunk["timestamp"]
+        entry = {"start": round(start, 3), "end": round(end, 3), **chunk["scores"][0]}
+        if "gender" in chunk:
+            entry["gender"] = chunk["gender"][0]["label"]
+        timeline.append(entry)
+    duration = round(sum(chunk["timestamp"][1] - chunk["timestamp"][0] for chunk in output["chunks"]), 3)
+    result = {"file": path, "duration": duration, "scores": output["scores"], "timeline": timeline}
+    if "gender" in output:
+        result["gender"] = output["gender"][0]["label"]
+        result["gender_scores"] = output["gender"]
     return result
 
 
 def run(args: argparse.Namespace) -> int:
-    from transformers import pipeline
-
     from .modeling import VARIANTS
     from .modeling.pipeline_gemo_clap import check_label_prompts
 
-    classifier = pipeline("zero-shot-audio-classification", model=args.model, trust_remote_code=True)
+    classifier = load_classifier(args.model, args.trust_remote_code)
     config = classifier.model.config
-    labels = [label.strip() for label in args.labels.split(",")] if args.labels else list(config.emotion_labels)
-    template = args.template or config.prompt_template
-    check_label_prompts(labels, template)
-    segment = args.segment_seconds or config.max_audio_seconds
-    if not 0 < segment <= config.max_audio_seconds:
-        raise ValueError(f"--segment-seconds must be in (0, {config.max_audio_seconds:g}], got {segment:g}")
+    labels = None
+    if args.labels is not None:
+        labels = [label.strip() for label in args.labels.split(",")]
+        check_label_prompts(labels, args.template or config.prompt_template, what="--labels")
     variant = VARIANTS.get(config.variant)
-    gender_labels = list(config.gender_labels) if variant and variant.needs_gender_prompts else None
+    call_kwargs = {
+        "candidate_labels": labels,
+        "hypothesis_template": args.template,
+        "chunk_length_s": args.segment_seconds,
+        "return_gender": bool(variant and variant.needs_gender_prompts),
+    }
+    classifier._sanitize_parameters(**call_kwargs)  # bad options are a usage error, before any file
     failures = 0
     for path in args.files:
         try:
-            result = predict_file(
-                classifier,
-                path,
-                labels,
-                template,
-                segment,
-                args.batch_size,
-                gender_labels,
-                config.gender_prompt_template,
-            )
+            result = predict_file(classifier, path, args.batch_size, **call_kwargs)
         except ValueError as error:
             failures += 1
-            print(f"{path}: error: {error}", file=sys.stderr)
+            problem = error.__cause__ if isinstance(error.__cause__, AudioDecodeError) else None
+            print(f"{path}: error: {problem.phrase if problem else error}", file=sys.stderr)
             continue
         if args.json:
             print(json.dumps(result))

@@ -1,5 +1,6 @@
 """Zero-shot speech emotion classification with GEmo-CLAP: cosine similarity between the audio embedding and the
-embeddings of one prompt per candidate label ("The emotion is {label}.")."""
+embeddings of one prompt per candidate label ("The emotion is {label}."). Long inputs are split into chunks, as
+the ASR pipeline does (`chunk_length_s`), and their scores combined (`return_timestamps` gives each chunk's)."""
 
 from __future__ import annotations
 
@@ -9,36 +10,35 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import Pipeline
-from transformers.audio_utils import load_audio
+from transformers.pipelines.base import ChunkPipeline
+
+from .audio_gemo_clap import (
+    AudioDecodeError,
+    check_duration,
+    chunk_bounds,
+    file_duration,
+    ranked,
+    read_audio,
+    read_chunks,
+    resample,
+    to_mono_float,
+    validate_audio,
+    weighted_scores,
+)
+from .loss_gemo_clap import VARIANTS
 
 PIPELINE_TASK = "zero-shot-audio-classification"
 
 
-def read_audio_file(path: str | os.PathLike | bytes, sampling_rate: int) -> np.ndarray:
-    """Decode a file path (or its bytes) with soundfile and resample to `sampling_rate`; clear errors for bad files."""
-    if not isinstance(path, bytes):
-        path = os.fspath(path)
-        if not os.path.exists(path):
-            raise ValueError(f"audio file not found: {path}")
-        if os.path.isdir(path):
-            raise ValueError(f"audio path is a directory, not a file: {path}")
-    try:
-        return load_audio(path, sampling_rate=sampling_rate, backend="soundfile")
-    except Exception as error:  # soundfile/libsndfile raise several types for unreadable input
-        name = "audio bytes" if isinstance(path, bytes) else path
-        raise ValueError(f"cannot decode {name} as audio ({type(error).__name__}: {error})") from error
-
-
-def check_label_prompts(candidate_labels: list[str], template: str) -> None:
+def check_label_prompts(candidate_labels: list[str], template: str, what: str = "candidate_labels") -> None:
     """Reject empty or duplicate labels and templates without a `{}` placeholder."""
     if len(candidate_labels) == 0:
-        raise ValueError("candidate_labels is empty: give at least one label")
+        raise ValueError(f"{what} is empty: give at least one label")
     if any(not isinstance(label, str) or not label.strip() for label in candidate_labels):
-        raise ValueError(f"candidate_labels must be non-empty strings, got {candidate_labels!r}")
+        raise ValueError(f"{what} must be non-empty strings, got {candidate_labels!r}")
     duplicates = sorted(label for label, count in Counter(candidate_labels).items() if count > 1)
     if duplicates:
-        raise ValueError(f"candidate_labels contains duplicates: {duplicates}")
+        raise ValueError(f"{what} contains duplicates: {duplicates}")
     if "{}" not in template:
         raise ValueError(f"hypothesis_template must contain a '{{}}' placeholder for the label, got {template!r}")
 
@@ -53,15 +53,22 @@ def _in_memory_seconds(item: Any, sampling_rate: int) -> float | None:
     return max(shape) / rate if shape else None
 
 
-class GEmoClapZeroShotAudioClassificationPipeline(Pipeline):
+class GEmoClapZeroShotAudioClassificationPipeline(ChunkPipeline):
     """
     `pipeline("zero-shot-audio-classification", model=..., trust_remote_code=True)` for GEmo-CLAP checkpoints.
 
-    Inputs: file paths (decoded with soundfile, no ffmpeg), bytes, 1-D/2-D numpy arrays or tensors at the model's
-    sampling rate, `{"array"|"raw": ..., "sampling_rate": ...}` dicts, or lists of these (batched with `batch_size`).
-    `candidate_labels` default to the checkpoint's emotion labels, `hypothesis_template` to its prompt template.
-    Each label set's prompt embeddings are computed once and reused. Returns `[{"label", "score"}, ...]` per input,
-    sorted by score, scores summing to 1.
+    Inputs: file paths (decoded with soundfile, no ffmpeg; read chunk by chunk), bytes, 1-D/2-D numpy arrays or
+    tensors at the model's sampling rate, `{"array"|"raw": ..., "sampling_rate": ...}` dicts, or lists of these
+    (batched with `batch_size`, which counts chunks). `candidate_labels` default to the checkpoint's emotion labels,
+    `hypothesis_template` to its prompt template; each label set's prompt embeddings are computed once and reused.
+
+    Inputs longer than `chunk_length_s` (default: the model's `max_audio_seconds`) are split into chunks of that
+    length; a tail shorter than half a chunk joins the previous chunk (or, where that would exceed the model's
+    maximum, the two are split into equal halves). Returns per input `[{"label", "score"}, ...]`, sorted, scores
+    summing to 1: the duration-weighted mean of the chunks' scores. With `return_timestamps=True`: `{"scores": [...],
+    "chunks": [{"timestamp": (start_s, end_s), "scores": [...]}, ...]}`. With `return_gender=True` (checkpoints
+    trained with gender prompts, ML-GEmo-CLAP) the result is a dict that also holds `"gender"` scores (per input
+    and per chunk), computed from the same audio embeddings.
     """
 
     _load_processor = True
@@ -73,9 +80,9 @@ class GEmoClapZeroShotAudioClassificationPipeline(Pipeline):
         super().__init__(*args, **kwargs)
         self._prompt_embeddings: dict[tuple[tuple[str, ...], str], torch.Tensor] = {}
 
-    def __call__(self, inputs: Any, **kwargs) -> list:
-        """Classify one input or a list. A list of in-memory clips is run in length-sorted batches (length
-        bucketing: little padding per batch) and the results come back in input order."""
+    def __call__(self, inputs: Any, **kwargs) -> list | dict:
+        """Classify one input or a list. A list of in-memory clips is run longest first (length bucketing: little
+        padding per batch) and the results come back in input order."""
         durations = (
             [_in_memory_seconds(item, self.processor.sampling_rate) for item in inputs]
             if isinstance(inputs, list)
@@ -90,24 +97,82 @@ class GEmoClapZeroShotAudioClassificationPipeline(Pipeline):
             ordered[index] = results[position]
         return ordered
 
-    def _sanitize_parameters(self, candidate_labels=None, hypothesis_template=None, **kwargs):
+    def _sanitize_parameters(
+        self,
+        candidate_labels=None,
+        hypothesis_template=None,
+        chunk_length_s=None,
+        return_timestamps=None,
+        return_gender=None,
+        **kwargs,
+    ):
+        config = self.model.config
         if isinstance(candidate_labels, str):
             candidate_labels = [label.strip() for label in candidate_labels.split(",")]
-        labels = list(candidate_labels) if candidate_labels is not None else list(self.model.config.emotion_labels)
-        template = hypothesis_template if hypothesis_template is not None else self.model.config.prompt_template
+        labels = list(candidate_labels) if candidate_labels is not None else list(config.emotion_labels)
+        template = hypothesis_template if hypothesis_template is not None else config.prompt_template
         check_label_prompts(labels, template)
-        return {}, {"candidate_labels": labels, "hypothesis_template": template}, {"candidate_labels": labels}
+        chunk = config.max_audio_seconds if chunk_length_s is None else chunk_length_s
+        if not 0 < chunk <= config.max_audio_seconds:
+            raise ValueError(f"chunk_length_s must be in (0, {config.max_audio_seconds:g}] for this model, got {chunk}")
+        gender = None
+        if return_gender:
+            variant = VARIANTS.get(config.variant)
+            if variant is None or not variant.needs_gender_prompts:
+                raise ValueError(
+                    f"return_gender needs a checkpoint trained with gender prompts (e.g. ML-GEmo-CLAP); this one is "
+                    f"{config.variant!r}"
+                )
+            gender = (list(config.gender_labels), config.gender_prompt_template)
+        forward = {"candidate_labels": labels, "hypothesis_template": template, "gender": gender}
+        postprocess = {"candidate_labels": labels, "return_timestamps": bool(return_timestamps), "gender": gender}
+        return {"chunk_length_s": chunk}, forward, postprocess
 
-    def preprocess(self, audio: Any) -> dict[str, np.ndarray]:
-        sampling_rate = self.processor.sampling_rate
-        if isinstance(audio, (str, os.PathLike, bytes)):
-            audio = read_audio_file(audio, sampling_rate)
-        elif isinstance(audio, dict):
-            array = audio.get("array", audio.get("raw"))
-            if array is None or "sampling_rate" not in audio:
-                raise ValueError("an audio dict needs 'array' (or 'raw') and 'sampling_rate' keys")
-            return {"audio": self.processor.prepare_audio(array, audio["sampling_rate"])}
-        return {"audio": self.processor.prepare_audio(audio, sampling_rate)}
+    def preprocess(self, audio: Any, chunk_length_s: float):
+        """Chunks `{"audio", "start", "end", "is_last"}` of one input; a file is read one chunk at a time."""
+        try:
+            yield from self._chunks(audio, chunk_length_s)
+        except AudioDecodeError as error:
+            raise ValueError(error.sentence) from error
+
+    def _chunks(self, audio: Any, chunk_length_s: float):
+        rate = self.processor.sampling_rate
+        longest = self.model.config.max_audio_seconds
+        if isinstance(audio, (str, os.PathLike)):
+            name = os.fspath(audio)
+            frames, file_rate = file_duration(name)
+            check_duration(frames, file_rate, name)
+            bounds = chunk_bounds(frames, round(chunk_length_s * file_rate), int(longest * file_rate))
+            spans = [(start / file_rate, end / file_rate) for start, end in bounds]
+            chunks = read_chunks(name, rate, spans)
+            pieces = (
+                (span, validate_audio(chunk, rate, f"{name} at {span[0]:.2f}-{span[1]:.2f} s", min_seconds=0))
+                for span, chunk in zip(spans, chunks)
+            )
+        else:
+            if isinstance(audio, bytes):
+                array = read_audio(audio, rate)
+            elif isinstance(audio, dict):
+                raw = audio.get("array", audio.get("raw"))
+                if raw is None or "sampling_rate" not in audio:
+                    raise ValueError("an audio dict needs 'array' (or 'raw') and 'sampling_rate' keys")
+                array = resample(to_mono_float(raw), audio["sampling_rate"], rate)
+            else:
+                array = audio
+            array = validate_audio(array, rate, "audio item 0")
+            bounds = chunk_bounds(array.size, round(chunk_length_s * rate), int(longest * rate))
+            pieces = (((start / rate, end / rate), array[start:end]) for start, end in bounds)
+        previous = None  # one chunk of look-ahead tells the last one
+        for piece in pieces:
+            if previous is not None:
+                yield self._chunk(previous, is_last=False)
+            previous = piece
+        yield self._chunk(previous, is_last=True)
+
+    @staticmethod
+    def _chunk(piece: tuple[tuple[float, float], np.ndarray], is_last: bool) -> dict:
+        (start, end), array = piece
+        return {"audio": array, "start": start, "end": end, "is_last": is_last}
 
     def prompt_embeddings(self, candidate_labels: list[str], hypothesis_template: str) -> torch.Tensor:
         """`model.get_label_embeddings` of the label prompts, computed once per (labels, template)."""
@@ -118,20 +183,38 @@ class GEmoClapZeroShotAudioClassificationPipeline(Pipeline):
             )
         return self._prompt_embeddings[key]
 
-    def _forward(self, model_inputs, candidate_labels, hypothesis_template):
+    def _forward(self, model_inputs, candidate_labels, hypothesis_template, gender):
         clips = model_inputs["audio"]
         clips = clips if isinstance(clips, list) else [clips]
         inputs = self.processor(audio=clips, sampling_rate=self.processor.sampling_rate).to(self.device)
-        audio_embeds = self.model.get_audio_features(**inputs)
-        logits, _ = self.model.similarity_logits(
-            audio_embeds, self.prompt_embeddings(candidate_labels, hypothesis_template)
-        )
-        return {"logits": logits}
+        audio_embeds = self.model.get_audio_features(**inputs)  # one audio-tower pass for emotion and gender
+        outputs = {
+            "logits": self.model.similarity_logits(
+                audio_embeds, self.prompt_embeddings(candidate_labels, hypothesis_template)
+            )[0],
+            "start": model_inputs["start"],
+            "end": model_inputs["end"],
+            "is_last": model_inputs["is_last"],
+        }
+        if gender is not None:
+            outputs["gender_logits"] = self.model.similarity_logits(audio_embeds, self.prompt_embeddings(*gender))[0]
+        return outputs
 
-    def postprocess(self, model_outputs, candidate_labels):
-        scores = model_outputs["logits"][0].float().softmax(dim=-1).tolist()
-        ranked = sorted(zip(scores, candidate_labels), key=lambda pair: -pair[0])
-        return [{"label": label, "score": score} for score, label in ranked]
+    def postprocess(self, model_outputs, candidate_labels, return_timestamps, gender):
+        spans = [(float(output["start"]), float(output["end"])) for output in model_outputs]
+        durations = [end - start for start, end in spans]
+        tasks = {"scores": ("logits", candidate_labels)}
+        if gender is not None:
+            tasks["gender"] = ("gender_logits", gender[0])
+        result, chunks = {}, [{"timestamp": span} for span in spans]
+        for name, (key, labels) in tasks.items():
+            probabilities = [output[key][0].float().softmax(dim=-1).tolist() for output in model_outputs]
+            result[name] = ranked(weighted_scores(probabilities, durations), labels)
+            for chunk, scores in zip(chunks, probabilities):
+                chunk[name] = ranked(scores, labels)
+        if return_timestamps:
+            result["chunks"] = chunks
+        return result if return_timestamps or gender is not None else result["scores"]
 
 
-__all__ = ["GEmoClapZeroShotAudioClassificationPipeline", "PIPELINE_TASK"]
+__all__ = ["PIPELINE_TASK", "GEmoClapZeroShotAudioClassificationPipeline"]

@@ -2,66 +2,15 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import torch
 from transformers import AutoFeatureExtractor, AutoTokenizer, BatchFeature, ProcessorMixin
 
+from .audio_gemo_clap import resample, to_mono_float, validate_audio
 from .audio_tower_gemo_clap import AudioTower, audio_tower_for_inputs
-
-MAX_CHANNELS = 8
-MIN_SECONDS = 0.1  # shorter clips are zero-padded to this length so every tower yields at least one frame
-INTEGER_SCALES = {np.dtype(np.int16): 2**15, np.dtype(np.int32): 2**31, np.dtype(np.int8): 2**7}
-
-
-def _resample(array: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
-    try:
-        import librosa
-    except ImportError as error:  # librosa is only needed when the input rate differs from the model's
-        raise ImportError(
-            f"resampling from {orig_sr} Hz needs librosa (pip install librosa), or pass audio at {target_sr} Hz"
-        ) from error
-    return librosa.resample(array, orig_sr=orig_sr, target_sr=target_sr).astype(np.float32)
-
-
-def to_mono_float(audio: Any, index: int = 0) -> np.ndarray:
-    """One clip as a 1-D float32 array in [-1, 1]: accepts float or integer numpy arrays, torch tensors and
-    lists of numbers, mono or multi-channel (`[channels, samples]` or `[samples, channels]`, averaged).
-    Raises `ValueError` saying which item (`index`) is wrong and why."""
-    where = f"audio item {index}"
-    if isinstance(audio, torch.Tensor):
-        audio = audio.detach().cpu().numpy()
-    elif isinstance(audio, (list, tuple)):
-        audio = np.asarray(audio)
-    if not isinstance(audio, np.ndarray):
-        raise ValueError(f"{where} must be a numpy array, torch tensor or list of samples, got {type(audio).__name__}")
-    if audio.dtype in INTEGER_SCALES:
-        audio = audio.astype(np.float32) / INTEGER_SCALES[audio.dtype]
-    elif audio.dtype == np.uint8:
-        audio = (audio.astype(np.float32) - 128) / 128
-    elif not np.issubdtype(audio.dtype, np.floating):
-        raise ValueError(f"{where} has dtype {audio.dtype}; expected float, int8, int16, int32 or uint8 samples")
-    if audio.ndim == 2:
-        channel_axis = int(np.argmin(audio.shape))
-        if audio.shape[channel_axis] > MAX_CHANNELS:
-            raise ValueError(
-                f"{where} has shape {audio.shape}: a 2-D array is read as one multi-channel clip "
-                f"(at most {MAX_CHANNELS} channels); pass a batch as a list of 1-D arrays"
-            )
-        audio = audio.mean(axis=channel_axis)
-    elif audio.ndim != 1:
-        raise ValueError(
-            f"{where} has {audio.ndim} dimensions (shape {audio.shape}); expected 1-D mono or 2-D multi-channel"
-        )
-    if audio.size == 0:
-        raise ValueError(f"{where} is empty (0 samples)")
-    if not np.isfinite(audio).all():
-        raise ValueError(f"{where} contains NaN or infinite samples")
-    return np.ascontiguousarray(audio, dtype=np.float32)
 
 
 class GEmoClapProcessor(ProcessorMixin):
@@ -106,8 +55,10 @@ class GEmoClapProcessor(ProcessorMixin):
         return self.audio_tower.input_name == "input_features"
 
     def prepare_audio(self, audio: Any, sampling_rate: int | None = None, index: int = 0) -> np.ndarray:
-        """Validate one clip and bring it to mono float32 at the extractor's rate, cut to `max_audio_seconds`."""
-        array = to_mono_float(audio, index)
+        """Validate one clip and bring it to mono float32 at the extractor's rate, cut to `max_audio_seconds`.
+        Clips shorter than 0.1 s (no frame of speech) are an error."""
+        where = f"audio item {index}"
+        array = to_mono_float(audio, where)  # validated below, once at the extractor's rate
         if sampling_rate is None:
             warnings.warn(
                 f"no sampling_rate given for the audio; assuming {self.sampling_rate} Hz. Pass sampling_rate to be sure.",
@@ -115,17 +66,17 @@ class GEmoClapProcessor(ProcessorMixin):
             )
         elif sampling_rate <= 0:
             raise ValueError(f"sampling_rate must be positive, got {sampling_rate}")
-        elif sampling_rate != self.sampling_rate:
-            array = _resample(array, sampling_rate, self.sampling_rate)
+        else:
+            array = resample(array, sampling_rate, self.sampling_rate)
+        validate_audio(array, self.sampling_rate, where)
         if self.max_audio_seconds is not None and array.size > self.max_audio_seconds * self.sampling_rate:
             warnings.warn(
-                f"audio item {index} lasts {array.size / self.sampling_rate:.1f} s; cut to the model's "
-                f"max_audio_seconds={self.max_audio_seconds:g} (split long recordings with `gemo-clap predict`)",
+                f"{where} lasts {array.size / self.sampling_rate:.1f} s; cut to the model's "
+                f"max_audio_seconds={self.max_audio_seconds:g} (the pipeline's chunk_length_s splits long audio)",
                 stacklevel=3,
             )
             array = array[: int(self.max_audio_seconds * self.sampling_rate)]
-        shortest = math.ceil(MIN_SECONDS * self.sampling_rate)
-        return np.pad(array, (0, max(0, shortest - array.size)))
+        return array
 
     def __call__(
         self,

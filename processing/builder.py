@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
+import numpy as np
 
 from ..atomic import atomic_path
+from ..modeling.audio_gemo_clap import MIN_SECONDS, InvalidAudio, out_of_range, peak_normalise, validate_audio
 from ..modeling.configuration_gemo_clap import DEFAULT_MAX_AUDIO_SECONDS as DEFAULT_MAX_SECONDS
 from .audio import SAMPLING_RATE, AudioDecodeError, encode_wav, load_audio
 from .corpora import CORPORA, corpus_spec, scan_corpus
@@ -51,20 +53,37 @@ class BuildReport:
     corpus: str
     num_examples: int
     emotion_names: tuple[str, ...]
-    skipped: list[Skipped] = field(default_factory=list)  # unreadable/missing files, malformed label lines
+    skipped: list[Skipped] = field(default_factory=list)  # unusable files (and why), malformed label lines
     dropped_labels: Counter[str] = field(default_factory=Counter)  # utterances whose label the map does not cover
+    normalised: list[Skipped] = field(default_factory=list)  # float files with samples beyond [-1, 1], kept scaled
+    metadata: list[str] = field(default_factory=list)  # macOS "._*" metadata files passed over
 
 
-def _generate_examples(shards: list[dict], max_seconds: float | None) -> Iterator[dict]:
-    """Examples of the records of ``shards``; files that fail to decode go to the shard's skip log instead."""
+def _usable_audio(path: str, max_seconds: float | None, min_seconds: float, log) -> np.ndarray | None:
+    """The decoded, validated signal of one file, or None after logging why it is left out. Float files holding
+    samples beyond [-1, 1] are peak-normalised (16-bit storage would clip them) and logged as such."""
+    try:
+        array = validate_audio(load_audio(path, SAMPLING_RATE, max_seconds), SAMPLING_RATE, path, min_seconds)
+    except (AudioDecodeError, InvalidAudio) as error:
+        detail = error.detail if isinstance(error, AudioDecodeError) else str(error)
+        log.write(json.dumps({"kind": "skipped", "source": path, "reason": error.reason, "detail": detail}) + "\n")
+        return None
+    beyond = out_of_range(array)
+    if beyond:
+        detail = f"{beyond} samples beyond [-1, 1], peak {np.abs(array).max():.3g}"
+        log.write(json.dumps({"kind": "normalised", "source": path, "reason": "peak-normalised", "detail": detail}))
+        log.write("\n")
+        array = peak_normalise(array)
+    return array
+
+
+def _generate_examples(shards: list[dict], max_seconds: float | None, min_seconds: float) -> Iterator[dict]:
+    """Examples of the records of ``shards``; files left out or rescaled are written to the shard's log."""
     for shard in shards:
-        with open(shard["skip_log"], "a", encoding="utf-8") as skip_log:
+        with open(shard["skip_log"], "a", encoding="utf-8") as log:
             for record in shard["records"]:
-                try:
-                    array = load_audio(record.path, SAMPLING_RATE, max_seconds)
-                except AudioDecodeError as error:
-                    skipped = {"source": record.path, "reason": error.reason, "detail": error.detail}
-                    skip_log.write(json.dumps(skipped) + "\n")
+                array = _usable_audio(record.path, max_seconds, min_seconds, log)
+                if array is None:
                     continue
                 yield {
                     "id": record.id,
@@ -83,20 +102,25 @@ def build_dataset(
     *,
     corpus: str = "custom",
     max_seconds: float | None = DEFAULT_MAX_SECONDS,
+    min_seconds: float = MIN_SECONDS,
     num_proc: int = 1,
     strict: bool = False,
     cache_dir: str | Path | None = None,
-) -> tuple[datasets.Dataset, list[Skipped]]:
+) -> tuple[datasets.Dataset, list[Skipped], list[Skipped]]:
     """Decode, trim (first ``max_seconds``), resample to 16 kHz and store ``records`` as a [`datasets.Dataset`].
 
-    Records must have their ``fold`` set and an emotion in ``emotion_names``. Examples are streamed to Arrow files in
-    ``cache_dir`` (the `datasets` cache by default) by ``num_proc`` processes. Returns the dataset and the files that
-    could not be decoded; with ``strict`` those raise [`CorpusError`] instead.
+    Records must have their ``fold`` set and an emotion in ``emotion_names``. Files that cannot be decoded, hold NaN
+    or infinite samples or last less than ``min_seconds`` are left out; float files with samples beyond [-1, 1] are
+    peak-normalised. Examples are streamed to Arrow files in ``cache_dir`` (the `datasets` cache by default) by
+    ``num_proc`` processes. Returns the dataset, the files left out (with ``strict`` those raise [`CorpusError`]
+    instead) and the files peak-normalised.
     """
     if not records:
         raise CorpusError(f"{corpus}: no utterances to build")
     if max_seconds is not None and max_seconds <= 0:
         raise ValueError(f"max_seconds must be positive or None, got {max_seconds}")
+    if min_seconds < 0 or (max_seconds is not None and min_seconds > max_seconds):
+        raise ValueError(f"min_seconds must be in [0, max_seconds], got {min_seconds}")
     unknown = sorted({r.emotion for r in records} - set(emotion_names))
     if unknown or any(r.fold is None for r in records):
         raise CorpusError(f"{corpus}: records with labels {unknown} outside {list(emotion_names)} or without a fold")
@@ -115,19 +139,19 @@ def build_dataset(
             dataset = datasets.Dataset.from_generator(
                 _generate_examples,
                 features=generation_features,
-                gen_kwargs={"shards": shards, "max_seconds": max_seconds},
+                gen_kwargs={"shards": shards, "max_seconds": max_seconds, "min_seconds": min_seconds},
                 num_proc=num_shards if num_shards > 1 else None,
                 cache_dir=str(cache_dir) if cache_dir is not None else None,
                 fingerprint=uuid.uuid4().hex,  # always decode again: the skip logs come from the generator
                 writer_batch_size=WRITER_BATCH_SIZE,
             )
         except ValueError as error:  # `datasets` refuses to build a split without examples
-            skipped = _read_skip_logs(shards)
+            skipped, _ = _read_logs(shards)
             if len(skipped) < len(records):
                 raise
             message = f"{corpus}: none of the {len(records)} audio files could be decoded: {_listing(skipped)}"
             raise CorpusError(message) from error
-        skipped = _read_skip_logs(shards)
+        skipped, normalised = _read_logs(shards)
     if strict and skipped:
         raise CorpusError(f"{corpus}: {len(skipped)} audio file(s) could not be decoded: {_listing(skipped)}")
     dataset = dataset.cast_column("audio", features["audio"])
@@ -137,7 +161,7 @@ def build_dataset(
         + (f" trimmed to the first {max_seconds:g} s" if max_seconds else "")
         + f"; folds {sorted(set(dataset['fold']))}."
     )
-    return dataset, skipped
+    return dataset, skipped, normalised
 
 
 def build_corpus(
@@ -148,6 +172,7 @@ def build_corpus(
     keep_all: bool = False,
     num_folds: int | None = None,
     max_seconds: float | None = DEFAULT_MAX_SECONDS,
+    min_seconds: float = MIN_SECONDS,
     num_proc: int = 1,
     strict: bool = False,
     cache_dir: str | Path | None = None,
@@ -182,10 +207,17 @@ def build_corpus(
     elif num_folds is not None:
         raise CorpusError(f"{source} has a 'fold' column; do not pass num_folds={num_folds}")
     logger.info("%s: building %d utterances (%d skipped while reading)", corpus, len(records), len(scan.skipped))
-    dataset, decode_skipped = build_dataset(
-        records, names, corpus=corpus, max_seconds=max_seconds, num_proc=num_proc, strict=strict, cache_dir=cache_dir
+    dataset, decode_skipped, normalised = build_dataset(
+        records,
+        names,
+        corpus=corpus,
+        max_seconds=max_seconds,
+        min_seconds=min_seconds,
+        num_proc=num_proc,
+        strict=strict,
+        cache_dir=cache_dir,
     )
-    report = BuildReport(corpus, len(dataset), names, scan.skipped + decode_skipped, dropped)
+    report = BuildReport(corpus, len(dataset), names, scan.skipped + decode_skipped, dropped, normalised, scan.metadata)
     return dataset, report
 
 
@@ -213,13 +245,18 @@ def push_dataset(dataset: datasets.Dataset, repo_id: str, private: bool = True, 
     return dataset.push_to_hub(repo_id, private=private, **kwargs)
 
 
-def _read_skip_logs(shards: list[dict]) -> list[Skipped]:
-    return [
-        Skipped(**json.loads(line))
+def _read_logs(shards: list[dict]) -> tuple[list[Skipped], list[Skipped]]:
+    """(files left out, files peak-normalised) from the shards' logs."""
+    entries = [
+        json.loads(line)
         for shard in shards
         if os.path.exists(shard["skip_log"])
         for line in Path(shard["skip_log"]).read_text(encoding="utf-8").splitlines()
     ]
+    kinds = {"skipped": [], "normalised": []}
+    for entry in entries:
+        kinds[entry.pop("kind")].append(Skipped(**entry))
+    return kinds["skipped"], kinds["normalised"]
 
 
 def _listing(skipped: Sequence[Skipped], limit: int = 5) -> str:

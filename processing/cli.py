@@ -7,6 +7,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ..atomic import check_folder_path
+from ..modeling.audio_gemo_clap import MIN_SECONDS
 from .builder import DEFAULT_MAX_SECONDS, build_corpus, save_dataset
 from .corpora import CORPORA
 from .label_maps import PRESETS
@@ -26,6 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep the first N seconds of each clip (0: whole clips)",
     )
     parser.add_argument(
+        "--min-seconds",
+        type=float,
+        default=MIN_SECONDS,
+        help=f"leave out clips shorter than this (default {MIN_SECONDS:g}: no frame of speech)",
+    )
+    parser.add_argument(
         "--folds", type=int, default=None, help="speaker-independent folds (default 5; IEMOCAP: its 5 sessions)"
     )
     parser.add_argument(
@@ -43,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.max_seconds < 0:
         raise ValueError(f"--max-seconds must be >= 0, got {args.max_seconds}")
+    if args.min_seconds < 0 or (args.max_seconds and args.min_seconds > args.max_seconds):
+        raise ValueError(f"--min-seconds must be in [0, --max-seconds], got {args.min_seconds}")
+    check_folder_path(args.output, "--output")
     if args.output.exists() and not args.overwrite:
         raise FileExistsError(f"output folder already exists: {args.output} (use --overwrite)")
     args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -55,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
             keep_all=args.keep_all,
             num_folds=args.folds,
             max_seconds=args.max_seconds or None,
+            min_seconds=args.min_seconds,
             num_proc=args.num_proc,
             strict=args.strict,
             cache_dir=cache_dir,

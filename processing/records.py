@@ -45,3 +45,4 @@ class CorpusScan:
     records: list[Utterance]
     labels: tuple[str, ...]
     skipped: list[Skipped] = field(default_factory=list)
+    metadata: list[str] = field(default_factory=list)  # macOS "._*" companions: not audio, not a problem

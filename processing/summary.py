@@ -47,4 +47,11 @@ def format_summary(dataset: datasets.Dataset, report: BuildReport) -> str:
             lines.append(f"    {item.source}" + (f"  {item.detail}" if item.detail else ""))
         if len(items) > MAX_LISTED_PER_REASON:
             lines.append(f"    ... and {len(items) - MAX_LISTED_PER_REASON} more")
+    if report.metadata:
+        lines.append(f"skipped {len(report.metadata)} macOS metadata file(s) (._*), not audio")
+    if report.normalised:
+        lines.append(f"peak-normalised {len(report.normalised)} float file(s) holding samples beyond [-1, 1]:")
+        lines += [f"    {item.source}  {item.detail}" for item in report.normalised[:MAX_LISTED_PER_REASON]]
+        if len(report.normalised) > MAX_LISTED_PER_REASON:
+            lines.append(f"    ... and {len(report.normalised) - MAX_LISTED_PER_REASON} more")
     return "\n".join(lines)

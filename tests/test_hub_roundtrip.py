@@ -22,6 +22,7 @@ TASK = "zero-shot-audio-classification"
 KINDS = ["wavlm", "whisper"]
 CHECKPOINT_KWARGS = {"logit_scale_init": 100.0, "projection_dim": 32}  # shared with test_pipeline's checkpoints
 CODE_FILES = {
+    "audio_tower_gemo_clap.py",
     "configuration_gemo_clap.py",
     "modeling_gemo_clap.py",
     "processing_gemo_clap.py",
@@ -75,8 +76,20 @@ FRESH_PROCESS_SCRIPT = textwrap.dedent(
 
 
 @pytest.fixture(scope="module")
-def checkpoints(tiny_checkpoint):
-    return {kind: tiny_checkpoint(kind, **CHECKPOINT_KWARGS) for kind in KINDS}
+def checkpoints(tiny_checkpoint, tiny_encoders, tmp_path_factory):
+    """The tiny WavLM and Whisper checkpoints, and a Whisper one with statistics pooling over learnt layer weights."""
+    folders = {kind: tiny_checkpoint(kind, **CHECKPOINT_KWARGS) for kind in KINDS}
+    from gemo_clap.train.towers import build_model_and_processor
+
+    pooled = tmp_path_factory.mktemp("whisper-pooled")
+    model, processor = build_model_and_processor(
+        *tiny_encoders("whisper"), **CHECKPOINT_KWARGS, audio_pooling="statistics", use_weighted_layer_sum=True
+    )
+    with torch.no_grad():
+        model.audio_layer_weights.copy_(torch.tensor([0.5, -1.0, 2.0]))
+    model.save_pretrained(pooled)
+    processor.save_pretrained(pooled)
+    return {**folders, "whisper-pooled": pooled}
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +139,7 @@ def test_fresh_process_without_the_package_gives_the_same_logits(checkpoints, cl
     environment = dict(os.environ, HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules_cache"))
     environment.pop("PYTHONPATH", None)
     completed = subprocess.run(
-        [sys.executable, str(script), str(tmp_path), *KINDS],
+        [sys.executable, str(script), str(tmp_path), *checkpoints],
         cwd=tmp_path,
         env=environment,
         capture_output=True,

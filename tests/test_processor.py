@@ -104,8 +104,11 @@ def test_single_clip_given_as_list_of_numbers(wavlm, make_clip):
     assert inputs["input_values"].shape == (1, 8000)
 
 
-def test_very_short_clip_is_padded_to_a_tenth_of_a_second(wavlm):
-    assert wavlm.prepare_audio(np.ones(100, dtype=np.float32), 16000).shape == (1600,)
+def test_a_clip_shorter_than_a_tenth_of_a_second_is_an_error_not_padded(wavlm):
+    """Padding 6 ms of audio to 0.1 s gave a confident label for no speech at all (issue 11): now an error."""
+    with pytest.raises(ValueError, match=r"audio item 0 lasts 0\.006 s, shorter than 0\.1 s: too short"):
+        wavlm.prepare_audio(np.ones(100, dtype=np.float32), 16000)
+    assert wavlm.prepare_audio(np.ones(1600, dtype=np.float32), 16000).shape == (1600,)
 
 
 # ----------------------------------------------------------------------------------------------- channels

@@ -209,3 +209,20 @@ def test_group_by_length_trains_and_reports_the_padding(tiny_encoders, tmp_path,
         overrides = tiny_overrides(tiny_encoders("wavlm"), dataset_dir, tmp_path / f"run-{grouped}", **changes)
         paddings[grouped] = loop.train(TrainingConfig.load(None, overrides)).history[0]["audio_padding"]
     assert 0 <= paddings[True] < paddings[False]
+
+
+def test_a_speaker_independent_validation_split_is_the_fold_after_the_test_fold(tmp_path):
+    from gemo_clap.processing.builder import build_corpus, save_dataset
+    from gemo_clap.processing.synthetic import generate_corpus
+    from gemo_clap.train.data import fold_splits, load_built_dataset
+
+    manifest = generate_corpus(tmp_path / "corpus", speakers_per_gender=2, clips_per_emotion=1)
+    dataset, _ = build_corpus("manifest", manifest, num_folds=4, max_seconds=0.2)
+    dataset = load_built_dataset(save_dataset(dataset, tmp_path / "dataset"))
+    for test_fold, validation_fold in ((1, 2), (4, 1)):
+        splits = fold_splits(dataset, test_fold, 0.5, 0, validation_split="speakers")
+        assert set(splits.test["fold"]) == {test_fold} and set(splits.validation["fold"]) == {validation_fold}
+        assert set(splits.train["fold"]) == {1, 2, 3, 4} - {test_fold, validation_fold}
+        assert not set(splits.validation["speaker"]) & set(splits.train["speaker"])
+    with pytest.raises(ValueError, match="validation_split must be one of"):
+        TrainingConfig.load(None, ["validation_split=folds"])

@@ -46,12 +46,16 @@ def protocol_lines(config: TrainingConfig, dataset, folds: list[int], seeds: lis
     from ..processing.corpora import corpus_spec
 
     spec = corpus_spec(dataset.info.dataset_name) or corpus_spec("manifest")
-    validation = (
-        f"a stratified {100 * config.validation_fraction:g}% of the training folds, drawn with each run's seed, picks "
-        "the best epoch by UAR; the test fold is used only to score that epoch"
-        if config.validation_fraction
-        else "no validation split: the last epoch is scored"
-    )
+    if config.validation_split == "speakers":
+        validation = "the fold after the test fold (speakers never trained on) picks the best epoch by UAR"
+    elif config.validation_fraction:
+        validation = (
+            f"a stratified {100 * config.validation_fraction:g}% of the training folds' utterances, drawn with each "
+            "run's seed, picks the best epoch by UAR"
+        )
+    else:
+        validation = "no validation split: the last epoch is scored"
+    validation += "; the test fold is used only to score that epoch"
     return [
         f"corpus: {spec.title if spec.name != 'manifest' else dataset.info.dataset_name or 'custom'}, "
         f"{len(dataset)} utterances; {spec.protocol_text(len(folds), len(dataset.features['emotion'].names))}, "

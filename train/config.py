@@ -23,6 +23,7 @@ from ..modeling.configuration_gemo_clap import RENAMED_FIELDS
 FREEZE_MODES = ("none", "feature_encoder", "layers", "audio")
 PRECISIONS = ("no", "fp16", "bf16")
 ATTENTIONS = ("", "eager", "sdpa", "flash_attention_2")
+VALIDATION_SPLITS = ("utterances", "speakers")
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 TRAINING_CONFIG_NAME = "training_config.json"  # in a run folder (as given) and in its model folder (provenance)
 LOCAL_PATH_KEYS = ("dataset", "output_dir", "audio_cache_dir")  # paths on the training machine: not published
@@ -47,6 +48,9 @@ class TrainingConfig:
     dataset: str = ""
     corpus: str = ""  # the training corpus's name for reports and the model card; default: the dataset's own
     test_fold: int = 1
+    # "utterances": a stratified `validation_fraction` of the training folds' utterances picks the best epoch;
+    # "speakers": the fold after the test fold (cyclically), speakers never trained on, does
+    validation_split: str = "utterances"
     validation_fraction: float = 0.1
     # optimisation
     learning_rate: float = 1e-5
@@ -92,7 +96,12 @@ class TrainingConfig:
             if name not in MODEL_SETTINGS:
                 raise ValueError(f"model: {_unknown(name, MODEL_SETTINGS)}")
         GEmoClapConfig(**self.model)
-        choices = {"freeze": FREEZE_MODES, "mixed_precision": PRECISIONS, "text_attn_implementation": ATTENTIONS}
+        choices = {
+            "freeze": FREEZE_MODES,
+            "mixed_precision": PRECISIONS,
+            "text_attn_implementation": ATTENTIONS,
+            "validation_split": VALIDATION_SPLITS,
+        }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")

@@ -68,18 +68,32 @@ def stratified_sample(labels: list[int], fraction: float, seed: int) -> set[int]
     return chosen
 
 
-def fold_splits(dataset: datasets.Dataset, test_fold: int, validation_fraction: float, seed: int) -> FoldSplits:
-    """Leave-one-fold-out: `test_fold` is the test set; a stratified `validation_fraction` of the other folds
-    chooses the best epoch, so the test fold never does. Index mappings stay in memory: nothing is written into
-    the dataset's folder."""
+def fold_splits(
+    dataset: datasets.Dataset,
+    test_fold: int,
+    validation_fraction: float,
+    seed: int,
+    validation_split: str = "utterances",
+) -> FoldSplits:
+    """Leave-one-fold-out: `test_fold` is the test set; the validation split that chooses the best epoch is carved
+    from the other folds, so the test fold never does: a stratified `validation_fraction` of their utterances
+    ("utterances"), or the fold after the test fold ("speakers": folds hold disjoint speakers, so it scores speakers
+    the model never trained on). Index mappings stay in memory: nothing is written into the dataset's folder."""
     folds = sorted(set(dataset["fold"]))
     if test_fold not in folds:
         raise ValueError(f"test_fold {test_fold} is not one of the dataset's folds {folds}")
-    fold_column = dataset["fold"]
+    fold_column = list(dataset["fold"])
+    validation_fold = folds[(folds.index(test_fold) + 1) % len(folds)] if validation_split == "speakers" else None
+    if validation_fold is not None and len(folds) < 3:
+        raise ValueError(f"validation_split=speakers needs 3 or more folds, the dataset has {folds}")
     test = dataset.select([i for i, fold in enumerate(fold_column) if fold == test_fold], keep_in_memory=True)
-    train = dataset.select([i for i, fold in enumerate(fold_column) if fold != test_fold], keep_in_memory=True)
+    rest = [i for i, fold in enumerate(fold_column) if fold not in (test_fold, validation_fold)]
+    train = dataset.select(rest, keep_in_memory=True)
     validation = None
-    if validation_fraction > 0:
+    if validation_fold is not None:
+        rows = [i for i, fold in enumerate(fold_column) if fold == validation_fold]
+        validation = dataset.select(rows, keep_in_memory=True)
+    elif validation_fraction > 0:
         held_out = stratified_sample(train["emotion"], validation_fraction, seed)
         kept = [index for index in range(len(train)) if index not in held_out]
         train, validation = (train.select(rows, keep_in_memory=True) for rows in (kept, sorted(held_out)))

@@ -178,7 +178,7 @@ def train(config: TrainingConfig, resume: bool = False, overwrite: bool = False)
     set_seed(config.seed)
     variant = VARIANTS[config.variant]
     dataset = load_built_dataset(config.dataset, needs_gender=variant.needs_gender_labels)
-    splits = fold_splits(dataset, config.test_fold, config.validation_fraction, config.seed)
+    splits = fold_splits(dataset, config.test_fold, config.validation_fraction, config.seed, config.validation_split)
     model, processor = _build_model(config, splits.emotion_names, splits.gender_names)
     if accelerator.is_main_process:  # only once the inputs are known good: bad input leaves no output behind
         if overwrite:

@@ -42,7 +42,8 @@ def scan_crema_d(source: str | Path) -> CorpusScan:
         raise CorpusError(f"CREMA-D needs {DEMOGRAPHICS} for speaker genders: not found at {candidates[0]}")
     genders = read_demographics(demographics)
     records, skipped = [], []
-    for path in list_audio_files(directory):
+    files, metadata = list_audio_files(directory)
+    for path in files:
         match = _FILE_NAME.match(path.name)
         if match is None or match.group(3) not in EMOTION_CODES:
             skipped.append(Skipped(str(path), "not a CREMA-D file name", "expected e.g. 1001_DFA_ANG_XX.wav"))
@@ -51,4 +52,4 @@ def scan_crema_d(source: str | Path) -> CorpusScan:
         if actor not in genders:
             raise CorpusError(f"actor {actor} of {path} is not listed in {demographics}")
         records.append(Utterance(path.stem, str(path), EMOTION_CODES[match.group(3)], genders[actor], actor))
-    return CorpusScan("crema-d", records, LABELS, skipped)
+    return CorpusScan("crema-d", records, LABELS, skipped, metadata)

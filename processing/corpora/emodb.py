@@ -24,11 +24,12 @@ def scan_emodb(source: str | Path) -> CorpusScan:
     source = Path(source)
     directory = source / "wav" if (source / "wav").is_dir() else source
     records, skipped = [], []
-    for path in list_audio_files(directory):
+    files, metadata = list_audio_files(directory)
+    for path in files:
         match = _FILE_NAME.match(path.name)
         if match is None or match.group(1) not in SPEAKER_GENDERS:
             skipped.append(Skipped(str(path), "not an EmoDB file name", "expected e.g. 03a01Fa.wav"))
             continue
         speaker, _, code, _ = match.groups()
         records.append(Utterance(path.stem, str(path), EMOTION_CODES[code], SPEAKER_GENDERS[speaker], speaker))
-    return CorpusScan("emodb", records, LABELS, skipped)
+    return CorpusScan("emodb", records, LABELS, skipped, metadata)

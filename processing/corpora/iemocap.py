@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 from ..records import CorpusError, CorpusScan, Skipped, Utterance
+from .common import APPLE_DOUBLE
 
 LABELS = ("neu", "fru", "ang", "sad", "hap", "exc", "sur", "fea", "dis", "oth", "xxx")
 NUM_SESSIONS = 5
@@ -51,10 +52,11 @@ def scan_iemocap(root: str | Path) -> CorpusScan:
     sessions = [n for n in range(1, NUM_SESSIONS + 1) if (root / f"Session{n}").is_dir()]
     if not sessions:
         raise CorpusError(f"no Session1..Session{NUM_SESSIONS} folders in {root} (expected IEMOCAP_full_release/)")
-    records, skipped, seen = [], [], set()
+    records, skipped, metadata, seen = [], [], [], set()
     for session in sessions:
         label_dir = root / f"Session{session}" / "dialog" / "EmoEvaluation"
-        label_files = sorted(p for p in label_dir.glob("*.txt") if not p.name.startswith("._"))
+        label_files = sorted(p for p in label_dir.glob("*.txt") if not p.name.startswith(APPLE_DOUBLE))
+        metadata += sorted(str(p) for p in label_dir.glob(f"{APPLE_DOUBLE}*.txt"))
         if not label_files:
             raise CorpusError(f"no label files in {label_dir}")
         for label_file in label_files:
@@ -72,4 +74,4 @@ def scan_iemocap(root: str | Path) -> CorpusScan:
                     speaker = f"Ses{session:02d}{gender[0].upper()}"
                     records.append(Utterance(utterance_id, str(wav), label, gender, speaker, fold=session))
                 seen.add(utterance_id)
-    return CorpusScan("iemocap", records, LABELS, skipped)
+    return CorpusScan("iemocap", records, LABELS, skipped, metadata)

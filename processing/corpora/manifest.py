@@ -87,6 +87,8 @@ def scan_manifest(path: str | Path) -> CorpusScan:
         labels.setdefault(record.emotion, None)
         if audio.is_file():
             records.append(record)
+        elif audio.is_dir():
+            skipped.append(Skipped(str(audio), "folder, not an audio file", f"listed at {where}"))
         else:
             skipped.append(Skipped(str(audio), "missing audio file", f"listed at {where}"))
     if fold_column is None:

@@ -23,7 +23,8 @@ _FILE_NAME = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)\.wav
 def scan_ravdess(source: str | Path) -> CorpusScan:
     """RAVDESS speech utterances under ``source`` (searched recursively, e.g. ``Actor_01/``); speaker ``Actor_NN``."""
     records, skipped = [], []
-    for path in list_audio_files(source):
+    files, metadata = list_audio_files(source)
+    for path in files:
         match = _FILE_NAME.match(path.name)
         if match is None or match.group(3) not in EMOTION_CODES or int(match.group(7)) == 0:
             skipped.append(Skipped(str(path), "not a RAVDESS file name", "expected e.g. 03-01-05-01-02-01-12.wav"))
@@ -33,4 +34,4 @@ def scan_ravdess(source: str | Path) -> CorpusScan:
         actor = int(match.group(7))
         gender = "male" if actor % 2 else "female"
         records.append(Utterance(path.stem, str(path), EMOTION_CODES[match.group(3)], gender, f"Actor_{actor:02d}"))
-    return CorpusScan("ravdess", records, LABELS, skipped)
+    return CorpusScan("ravdess", records, LABELS, skipped, metadata)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 
@@ -26,13 +27,22 @@ def evaluate_model(
     from ...modeling import GEmoClapModel, GEmoClapProcessor
     from ...processing.collator import GEmoClapCollator
     from ..data import gender_names, load_built_dataset
+    from ..towers import local_folder_or_repo_id
     from .zero_shot import score, zero_shot_predictions
 
+    model_path = local_folder_or_repo_id(model_path)
     dataset = load_built_dataset(dataset_path)
+    folds = sorted(set(dataset["fold"]))
     if fold is not None:
-        if fold not in set(dataset["fold"]):
-            raise ValueError(f"fold {fold} is not one of the dataset's folds {sorted(set(dataset['fold']))}")
+        if fold not in folds:
+            raise ValueError(f"fold {fold} is not one of the dataset's folds {folds}")
         dataset = dataset.filter(lambda value: value == fold, input_columns="fold", keep_in_memory=True)
+        folds = [fold]
+    print(
+        f"scoring {len(dataset)} utterances of fold(s) {folds}"
+        + ("" if fold is not None else ": the whole dataset, including any folds the model was trained on"),
+        file=sys.stderr,
+    )
     model = GEmoClapModel.from_pretrained(model_path)
     processor = GEmoClapProcessor.from_pretrained(model_path)
     emotions = dataset.features["emotion"].names
@@ -41,15 +51,25 @@ def evaluate_model(
     collator = GEmoClapCollator(processor, emotions, genders, template)
     accelerator = Accelerator()
     model, loader = accelerator.prepare(model, DataLoader(dataset, batch_size=batch_size, collate_fn=collator))
-    outputs = zero_shot_predictions(model, processor, loader, accelerator, emotions, template, genders)
-    return score(outputs, emotions, genders)
+    outputs = zero_shot_predictions(model, processor, loader, accelerator, emotions, template, genders, progress=True)
+    return {"folds": folds, **score(outputs, emotions, genders)}
 
 
 def run(args: argparse.Namespace) -> int:
+    from ...atomic import atomic_path, check_folder_path
+
+    if args.output:
+        check_folder_path(Path(args.output).parent, "--output's folder")
     metrics = evaluate_model(args.model, args.dataset, args.fold, args.batch_size, args.template)
     print(f"WAR {100 * metrics['war']:.1f}  UAR {100 * metrics['uar']:.1f}  macro-F1 {100 * metrics['macro_f1']:.1f}")
     for gender, values in metrics.get("per_gender", {}).items():
         print(f"  {gender}: WAR {100 * values['war']:.1f}  UAR {100 * values['uar']:.1f}")
+    if "gender_gap" in metrics:
+        gap = metrics["gender_gap"]
+        print(f"  gender gap: WAR {100 * gap['war']:.1f} points, UAR {100 * gap['uar']:.1f} points")
+    if "gender_accuracy" in metrics:
+        print(f"  gender accuracy of the gender prompts: {100 * metrics['gender_accuracy']:.1f}")
     if args.output:
-        Path(args.output).write_text(json.dumps(metrics, indent=2))
+        with atomic_path(args.output, unique=True) as partial:
+            partial.write_text(json.dumps(metrics, indent=2))
     return 0

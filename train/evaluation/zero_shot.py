@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import torch
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
 
 from ...modeling import VARIANTS, GEmoClapModel, GEmoClapProcessor
 from .metric_loading import ser_metric
@@ -24,6 +25,7 @@ def zero_shot_predictions(
     label_names: Sequence[str],
     template: str,
     gender_names: Sequence[str] | None = None,
+    progress: bool = False,
 ) -> dict[str, list[int]]:
     """Predicted and reference emotion ids (and genders) for every utterance, gathered over processes. Batches hold
     the audio inputs or a frozen tower's cached `audio_layer_statistics`. For a model trained with gender prompts
@@ -38,7 +40,8 @@ def zero_shot_predictions(
         genders = list(gender_names or model.config.gender_labels)
         gender_embeds = model.get_label_embeddings(processor, genders, model.config.gender_prompt_template)
     outputs: dict[str, list[int]] = {"predictions": [], "references": [], "genders": [], "gender_predictions": []}
-    for batch in dataloader:
+    batches = tqdm(dataloader, desc="scoring", disable=not (progress and accelerator.is_local_main_process))
+    for batch in batches:
         audio_embeds = model.get_audio_features(**{name: batch[name] for name in AUDIO_INPUTS if name in batch})
         columns = {
             "predictions": model.similarity_logits(audio_embeds, label_embeds)[0].argmax(dim=-1),
