@@ -20,9 +20,8 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from iemocap_tree import write_iemocap_tree  # noqa: E402
-
 from gemo_clap.processing import build_corpus, save_dataset  # noqa: E402
+from iemocap_tree import write_iemocap_tree  # noqa: E402
 
 FOUR_CLASS_LABELS = ("ang", "hap", "exc", "sad", "neu")  # every generated utterance is kept by the 4-class map
 

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from gemo_clap.processing.builder import build_corpus, save_dataset
 from gemo_clap.train.audio_cache import AudioFeatureCache
 from gemo_clap.train.cli_cross_validate import cross_validate
@@ -30,6 +29,28 @@ from gemo_clap.train.towers import build_model_and_processor
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 EMODB = SHARED / "data" / "emodb"
 TOWERS = {"tiny": SHARED / "models" / "whisper-tiny.en-encoder", "base": SHARED / "models" / "whisper-base-encoder"}
+
+
+def emodb_parser(description: str) -> argparse.ArgumentParser:
+    """The options of the EmoDB benchmarks: `--tower` and `--output-dir`."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--tower", choices=list(TOWERS), default="tiny")
+    parser.add_argument("--output-dir", default=None, help="keep runs and reports here (default: a temp folder)")
+    return parser
+
+
+def shared_encoder(tower: str) -> Path:
+    """The shared Whisper encoder `tower` names; exits saying what is missing when it or EmoDB is absent."""
+    encoder = TOWERS[tower]
+    if not (EMODB.is_dir() and encoder.is_dir()):
+        raise SystemExit(f"needs {EMODB} and {encoder}")
+    return encoder
+
+
+def emodb_4class(root: Path, scratch: Path):
+    """The EmoDB 4-class dataset (5 speaker-independent folds), built and saved under `root`: (dataset, folder)."""
+    dataset, _ = build_corpus("emodb", EMODB, label_map="4class", num_folds=5, cache_dir=scratch / "cache")
+    return dataset, save_dataset(dataset, root / "emodb-4class", overwrite=True)
 
 
 def probe_features(dataset, audio_encoder: str, cache_dir: Path) -> np.ndarray:
@@ -74,19 +95,14 @@ def summary(results: list[dict]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--tower", choices=list(TOWERS), default="tiny")
-    parser.add_argument("--output-dir", default=None, help="keep runs and reports here (default: a temp folder)")
+    parser = emodb_parser(__doc__)
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     args = parser.parse_args()
-    encoder = TOWERS[args.tower]
-    if not (EMODB.is_dir() and encoder.is_dir()):
-        raise SystemExit(f"needs {EMODB} and {encoder}")
+    encoder = shared_encoder(args.tower)
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.output_dir or tmp)
-        dataset, _ = build_corpus("emodb", EMODB, label_map="4class", num_folds=5, cache_dir=Path(tmp) / "cache")
-        dataset_dir = save_dataset(dataset, root / "emodb-4class", overwrite=True)
+        dataset, dataset_dir = emodb_4class(root, Path(tmp))
         print(f"EmoDB 4-class: {len(dataset)} utterances, folds {sorted(set(dataset['fold']))}")
 
         rows = {}
@@ -111,7 +127,7 @@ def main() -> None:
             probe_scores(dataset, features),
             time.monotonic() - probe_started,
         )
-        print(f"\n| method | WAR (%) | UAR (%) | time (s) |\n| --- | --- | --- | --- |")
+        print("\n| method | WAR (%) | UAR (%) | time (s) |\n| --- | --- | --- | --- |")
         for name, (results, seconds) in rows.items():
             print(f"| {name} | {summary(results).replace(' | ', ' | ')} | {seconds:.0f} |")
         print(

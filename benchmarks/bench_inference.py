@@ -4,7 +4,8 @@
    and how many times the text tower ran (label prompts are encoded once per label set);
 2. 32 clips of 1-14 s: pipeline batched (length-bucketed, batch 8) vs one clip at a time;
 3. Whisper encoder on a 4 s clip: the short-input path vs the clip padded to 30 s;
-4. peak RSS of `gemo-clap predict` on a 10-minute and a 60-minute file (flat in file length).
+4. peak RSS of the pipeline (`chunk_length_s`, file read chunk by chunk) and of `gemo-clap predict` on a 10-minute
+   and a 60-minute file (flat in file length).
 
 Towers: the pretrained whisper-tiny.en encoder from ../shared and all-MiniLM-L6-v2 when present, else small random
 ones. Run: `python benchmarks/bench_inference.py [--quick]`.
@@ -22,10 +23,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-from transformers import WhisperFeatureExtractor, pipeline
-
 from gemo_clap.train.tiny_towers import save_tiny_encoders
 from gemo_clap.train.towers import build_model_and_processor
+from transformers import WhisperFeatureExtractor, pipeline
 
 SHARED_WHISPER = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "whisper-tiny.en-encoder"
 RATE = 16000
@@ -60,19 +60,19 @@ def clip(seconds: float, seed: int) -> np.ndarray:
     return (0.3 * np.sin(2 * np.pi * (150 + 20 * seed) * t) + 0.03 * rng.standard_normal(t.size)).astype(np.float32)
 
 
-def peak_rss_of_predict(model_dir: Path, minutes: float, workdir: Path) -> float:
-    """Peak RSS (MiB) of a fresh `gemo-clap predict` process on a generated file of `minutes` minutes."""
+def long_file(minutes: float, workdir: Path) -> Path:
+    """A generated 16 kHz WAV file of `minutes` minutes, written second by second."""
     path = workdir / f"long-{minutes:g}min.wav"
     with sf.SoundFile(path, "w", RATE, 1, "PCM_16") as out:
         for second in range(int(minutes * 60)):
             out.write(clip(1.0, second % 7) * 0.5)
-    script = (
-        "import resource, sys; from gemo_clap.cli import main; "
-        f"code = main(['predict', '--model', {str(model_dir)!r}, {str(path)!r}, '--batch-size', '4']); "
-        "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024); sys.exit(code)"
-    )
+    return path
+
+
+def peak_rss(code: str) -> float:
+    """Peak RSS (MiB) of a fresh Python process running `code`."""
+    script = f"import resource, sys\n{code}\nprint('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
     output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
-    path.unlink()
     return float(output.split("PEAK")[-1])
 
 
@@ -144,13 +144,27 @@ def main() -> None:
                 f"vs {padded.shape[-1]} mel frames)"
             )
 
-        # 4. memory of predict on long files
+        # 4. memory of the pipeline (chunk_length_s) and of predict on long files: bounded by the chunk batch
         minutes = (10, 20) if args.quick else (10, 60)
-        peaks = [peak_rss_of_predict(model_dir, m, workdir) for m in minutes]
-        print(
-            f"4. predict peak RSS: {minutes[0]} min {peaks[0]:.0f} MiB, {minutes[1]} min {peaks[1]:.0f} MiB "
-            f"(ratio {peaks[1] / peaks[0]:.2f})"
-        )
+        files = [long_file(m, workdir) for m in minutes]
+        runs = {
+            "pipeline(file, return_timestamps=True, batch_size=4)": (
+                "from transformers import pipeline\n"
+                f"classifier = pipeline('zero-shot-audio-classification', model={str(model_dir)!r}, trust_remote_code=True)\n"
+                "result = classifier({path!r}, return_timestamps=True, batch_size=4)\n"
+                "assert len(result['chunks']) > 40"
+            ),
+            "gemo-clap predict --batch-size 4": (
+                "from gemo_clap.cli import main\n"
+                f"assert main(['predict', '--model', {str(model_dir)!r}, {{path!r}}, '--batch-size', '4']) == 0"
+            ),
+        }
+        for name, code in runs.items():
+            peaks = [peak_rss(code.format(path=str(path))) for path in files]
+            print(
+                f"4. {name} peak RSS: {minutes[0]} min {peaks[0]:.0f} MiB, {minutes[1]} min {peaks[1]:.0f} MiB "
+                f"(ratio {peaks[1] / peaks[0]:.2f})"
+            )
 
 
 if __name__ == "__main__":

@@ -8,10 +8,9 @@ import tempfile
 from pathlib import Path
 
 import torch
-from torch.utils.data import RandomSampler
-
 from gemo_clap.processing.builder import build_corpus
 from gemo_clap.train.data import LengthGroupedSampler, fold_splits, padding_fraction
+from torch.utils.data import RandomSampler
 
 EMODB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "emodb"
 

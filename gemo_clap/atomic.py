@@ -36,6 +36,17 @@ def remove(path: str | Path) -> None:
         path.unlink()
 
 
+def discard(paths: list[Path], folder: Path) -> None:
+    """Remove `paths` (inside `folder`): all moved into one hidden folder first, so none is left half-deleted."""
+    if not paths:
+        return
+    trash = staging_path(folder / "discarded", unique=True)
+    trash.mkdir()
+    for path in paths:
+        os.replace(path, trash / path.name)
+    remove(trash)
+
+
 def replace_with(staged: str | Path, destination: str | Path) -> None:
     """Put the finished `staged` file or folder at `destination`, replacing what is there. Files are replaced
     atomically; a folder is swapped in by two renames, and the old one is restored if the second fails."""

@@ -15,11 +15,10 @@ import json
 import sys
 from pathlib import Path
 
-from accelerate import PartialState
-from torch import nn
-
 import gemo_clap.train.loop as loop
+from accelerate import PartialState
 from gemo_clap.train import cli_train
+from torch import nn
 
 
 def weights_digest(model: nn.Module) -> str:

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from gemo_clap.modeling import GEmoClapConfig
+from gemo_clap.train.config import TrainingConfig
 from transformers import pipeline
 
 from gemo_clap.cli import main
-from gemo_clap.modeling import GEmoClapConfig
-from gemo_clap.train.config import TrainingConfig
 
 RATE = 16000
 
@@ -159,7 +159,6 @@ def test_typo_in_a_config_file_is_named_with_a_suggestion(tmp_path, capsys):
 
 def test_sl_training_on_a_dataset_without_gender_is_refused_without_output(tiny_encoders, tmp_path, capsys):
     import datasets
-
     from gemo_clap.processing.builder import dataset_features
 
     features = dataset_features(["angry", "sad"])

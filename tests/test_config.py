@@ -3,9 +3,8 @@
 import math
 
 import pytest
-from transformers import AutoConfig, BertConfig, RobertaConfig, WavLMConfig, WhisperConfig
-
 from gemo_clap.modeling import GEmoClapConfig
+from transformers import AutoConfig, BertConfig, RobertaConfig, WavLMConfig, WhisperConfig
 
 TINY_WHISPER = {"model_type": "whisper", "d_model": 64, "encoder_layers": 2, "encoder_attention_heads": 4}
 

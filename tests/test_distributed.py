@@ -16,14 +16,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gemo_clap.train.loop as loop
 import pytest
 from distributed_probe import weights_digest
-from test_training import build_tiny_dataset, tiny_overrides
-
-import gemo_clap.train.loop as loop
 from gemo_clap.modeling import GEmoClapModel
 from gemo_clap.train.config import TrainingConfig
 from gemo_clap.train.data import fold_splits, load_built_dataset
+from test_training import build_tiny_dataset, tiny_overrides
 
 PROBE = Path(__file__).resolve().parent / "distributed_probe.py"
 LAUNCH = [
@@ -49,22 +48,7 @@ def test_two_cpu_processes_train_on_disjoint_shards_and_keep_identical_weights(t
     output_dir = tmp_path / "run"
     # 12 training clips in batches of 2: 3 batches per rank and epoch; 16 test clips in batches of 3 (uneven shards)
     overrides = tiny_overrides(tiny_encoders("wavlm"), dataset_dir, output_dir, batch_size=2, eval_batch_size=3)
-    env = os.environ | {
-        "ACCELERATE_USE_CPU": "1",
-        "OMP_NUM_THREADS": "1",
-        "HF_HOME": str(tmp_path / "hf-home"),
-    }  # no user accelerate config file
-    run = subprocess.run(
-        [*LAUNCH, str(PROBE), "--output-dir", str(output_dir), *overrides],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    errors = list(dict.fromkeys(line for line in run.stderr.splitlines() if "Error" in line))
-    assert run.returncode == 0, "\n".join(errors[:8]) or run.stderr[-3000:]
-
-    ranks = [json.loads((output_dir / f"probe-rank{rank}.json").read_text()) for rank in (0, 1)]
+    ranks, run = launch_probe(overrides, output_dir, tmp_path)
     identities = [(probe["rank"], probe["num_processes"], probe["backend"]) for probe in ranks]
     assert identities == [(0, 2, "gloo"), (1, 2, "gloo")]
     assert [[checkpoint["step"] for checkpoint in probe["checkpoints"]] for probe in ranks] == [[3, 6], [3, 6]]
@@ -96,9 +80,12 @@ def test_two_cpu_processes_train_on_disjoint_shards_and_keep_identical_weights(t
     }
 
 
-def launch_probe(overrides: list[str], output_dir: Path, tmp_path: Path) -> list[dict]:
-    """Run tests/distributed_probe.py in two gloo processes; the two ranks' records."""
+def launch_probe(
+    overrides: list[str], output_dir: Path, tmp_path: Path
+) -> tuple[list[dict], subprocess.CompletedProcess]:
+    """Run tests/distributed_probe.py in two gloo processes: the two ranks' records, and the launch's output."""
     env = os.environ | {"ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "HF_HOME": str(tmp_path / "hf-home")}
+    # (HF_HOME: no user accelerate config file)
     run = subprocess.run(
         [*LAUNCH, str(PROBE), "--output-dir", str(output_dir), *overrides],
         env=env,
@@ -108,7 +95,7 @@ def launch_probe(overrides: list[str], output_dir: Path, tmp_path: Path) -> list
     )
     errors = list(dict.fromkeys(line for line in run.stderr.splitlines() if "Error" in line))
     assert run.returncode == 0, "\n".join(errors[:8]) or run.stderr[-3000:]
-    return [json.loads((output_dir / f"probe-rank{rank}.json").read_text()) for rank in (0, 1)]
+    return [json.loads((output_dir / f"probe-rank{rank}.json").read_text()) for rank in (0, 1)], run
 
 
 @pytest.mark.parametrize("variant", ["emo", "sl", "ml"])
@@ -118,7 +105,7 @@ def test_two_processes_train_on_the_global_batch_loss_of_one_process(variant, ti
     dataset_dir = build_tiny_dataset(tmp_path / "data")
     towers = tiny_encoders("wavlm")
     changes = dict(variant=variant, freeze="audio", eval_batch_size=8)  # frozen tower: no dropout anywhere
-    ranks = launch_probe(
+    ranks, _ = launch_probe(
         tiny_overrides(towers, dataset_dir, tmp_path / "two", batch_size=2, **changes), tmp_path / "two", tmp_path
     )
     assert [rank["bar_total"] for rank in ranks] == [6, 6]  # 2 epochs x 3 steps of each process, not x 2 processes

@@ -13,10 +13,9 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+from gemo_clap.modeling import GEmoClapModel, GEmoClapProcessor
 from safetensors.torch import load_file
 from transformers import AutoModel, pipeline
-
-from gemo_clap.modeling import GEmoClapModel, GEmoClapProcessor
 
 TASK = "zero-shot-audio-classification"
 KINDS = ["wavlm", "whisper"]

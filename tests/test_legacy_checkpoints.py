@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import _clip
-from transformers import AutoModel
-
 from gemo_clap.modeling import GEmoClapModel, GEmoClapProcessor
+from transformers import AutoModel
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "legacy_checkpoints"
 EXPECTED = json.loads((FIXTURES / "expected.json").read_text())

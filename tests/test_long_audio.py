@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from transformers import pipeline
-
 from gemo_clap.modeling.audio_gemo_clap import chunk_bounds, weighted_scores
+from transformers import pipeline
 
 TASK = "zero-shot-audio-classification"
 RATE = 16000

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import torch
-
 from gemo_clap.modeling import LossInputs, emo_clap_loss, kl_contrastive_loss, ml_gemo_clap_loss, sl_gemo_clap_loss
 
 # ------------------------------------------------------------------------------------------ numpy reference

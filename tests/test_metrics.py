@@ -9,9 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score, recall_score
-
 from gemo_clap.train.evaluation.metric_loading import SER_METRIC_PATH, load_ser_metric
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score, recall_score
 
 EMOTIONS = ["anger", "boredom", "disgust", "fear", "happiness", "sadness", "neutral"]
 

@@ -5,12 +5,11 @@ import math
 
 import pytest
 import torch
+from gemo_clap.modeling import GEmoClapModel, LossInputs, ml_gemo_clap_loss, sl_gemo_clap_loss
+from gemo_clap.train.towers import build_model_and_processor
 from transformers import AutoModel
 from transformers.models.wavlm.modeling_wavlm import WavLMModel
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
-
-from gemo_clap.modeling import GEmoClapModel, LossInputs, ml_gemo_clap_loss, sl_gemo_clap_loss
-from gemo_clap.train.towers import build_model_and_processor
 
 KINDS = ["wavlm", "whisper"]
 PROMPTS = ["The emotion is angry.", "The emotion is happy.", "The emotion is sad."]

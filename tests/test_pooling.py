@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from gemo_clap.modeling import GEmoClapModel
 from gemo_clap.train.towers import build_model_and_processor
 

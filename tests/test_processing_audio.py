@@ -6,9 +6,8 @@ import pickle
 import numpy as np
 import pytest
 import soundfile as sf
-from iemocap_tree import tone
-
 from gemo_clap.processing.audio import AudioDecodeError, decode_example_audio, encode_wav, load_audio
+from iemocap_tree import tone
 
 
 def test_load_audio_resamples_48k_stereo_to_16k_mono(tmp_path):

@@ -11,9 +11,6 @@ import datasets
 import numpy as np
 import pytest
 import soundfile as sf
-from iemocap_tree import tone
-
-from gemo_clap.processing.folds import with_speaker_folds
 from gemo_clap.processing import (
     CorpusError,
     LabelMap,
@@ -27,6 +24,8 @@ from gemo_clap.processing import (
     push_dataset,
     save_dataset,
 )
+from gemo_clap.processing.folds import with_speaker_folds
+from iemocap_tree import tone
 
 
 @pytest.fixture

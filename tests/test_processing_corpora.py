@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
-from iemocap_tree import tone
-
 from gemo_clap.processing import CorpusError, apply_label_map, build_corpus, parse_label_map, scan_corpus
+from iemocap_tree import tone
 
 EMODB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "emodb"
 

@@ -5,10 +5,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from iemocap_tree import LONG_UTTERANCE, MALFORMED_LINE, MISSING_WAV, UNREADABLE_WAV, write_iemocap_tree
-
 from gemo_clap.processing import CorpusError, build_corpus, decode_example_audio, scan_corpus
 from gemo_clap.processing.corpora.iemocap import gender_from_utterance_id, parse_emo_evaluation
+from iemocap_tree import LONG_UTTERANCE, MALFORMED_LINE, MISSING_WAV, UNREADABLE_WAV, write_iemocap_tree
 
 SESSION_COUNTS = {1: 40, 2: 39, 3: 39, 4: 39, 5: 40}
 EMOTION_COUNTS = {"angry": 39, "happy": 80, "sad": 39, "neutral": 39}

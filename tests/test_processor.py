@@ -3,9 +3,8 @@
 import numpy as np
 import pytest
 import torch
-from transformers import AutoProcessor
-
 from gemo_clap.modeling import GEmoClapProcessor
+from transformers import AutoProcessor
 
 PROMPTS = ["The emotion is angry.", "The emotion is sad."]
 

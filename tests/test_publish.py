@@ -7,14 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from gemo_clap.train.hub.model_card import render_model_card
+from gemo_clap.train.hub.publish import files_to_publish, push_model_folder
 from hub_mock import MOCK_TOKEN, MOCK_USER, UnexpectedHubRequest
 from huggingface_hub import HfApi, ModelCard, snapshot_download
 from huggingface_hub.errors import RepositoryNotFoundError
 from safetensors.torch import save_file
 from transformers import BertConfig, BertModel
-
-from gemo_clap.train.hub.model_card import render_model_card
-from gemo_clap.train.hub.publish import files_to_publish, push_model_folder
 
 LABELS = ["anger", "happiness", "sadness", "neutral"]
 SUMMARY = {

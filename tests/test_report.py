@@ -6,7 +6,6 @@ import statistics
 import matplotlib.image
 import numpy as np
 import pytest
-
 from gemo_clap.train.evaluation.report import (
     confusion_matrix_figsize,
     markdown_table,

@@ -8,12 +8,11 @@ import librosa
 import numpy as np
 import pytest
 import soundfile as sf
+from gemo_clap.processing import synthetic
+from gemo_clap.processing.synthetic import generate_corpus
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-
-from gemo_clap.processing import synthetic
-from gemo_clap.processing.synthetic import generate_corpus
 
 EMOTIONS = ("angry", "happy", "sad", "neutral")
 HELD_OUT_SPEAKERS = {"f4", "m4"}

@@ -11,15 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gemo_clap.train.loop as loop
 import pytest
 import torch
 from accelerate import Accelerator
 from datasets import load_from_disk
-from safetensors.torch import load_file
-from torch.utils.data import DataLoader
-from transformers import AutoModel, AutoProcessor, AutoTokenizer
-
-import gemo_clap.train.loop as loop
 from gemo_clap.modeling import GEmoClapModel, GEmoClapProcessor
 from gemo_clap.processing.audio import SAMPLING_RATE, decode_example_audio
 from gemo_clap.processing.builder import build_corpus, save_dataset
@@ -28,6 +24,9 @@ from gemo_clap.processing.synthetic import generate_corpus
 from gemo_clap.train.config import TrainingConfig
 from gemo_clap.train.data import fold_splits, load_built_dataset
 from gemo_clap.train.evaluation.zero_shot import score, zero_shot_predictions
+from safetensors.torch import load_file
+from torch.utils.data import DataLoader
+from transformers import AutoModel, AutoProcessor, AutoTokenizer
 
 CHECKPOINT_FILES = {
     "model.safetensors",
@@ -293,7 +292,6 @@ def test_resume_after_sigkill_mid_epoch_matches_an_uninterrupted_run(tiny_encode
 
 def test_fold_splits_write_nothing_into_the_dataset_folder(tmp_path):
     import datasets
-
     from gemo_clap.processing.builder import build_corpus, save_dataset
     from gemo_clap.processing.synthetic import generate_corpus
     from gemo_clap.train.data import fold_splits

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from gemo_clap.train.config import CONFIG_DIR, TrainingConfig
 
 from gemo_clap.cli import main as cli_main
-from gemo_clap.train.config import CONFIG_DIR, TrainingConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"

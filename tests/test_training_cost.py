@@ -6,21 +6,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import gemo_clap.processing.collator as collator_module
+import gemo_clap.train.audio_cache as audio_cache_module
+import gemo_clap.train.loop as loop
 import numpy as np
 import pytest
 import torch
 from datasets import load_from_disk
-from test_training import build_tiny_dataset, tiny_overrides
-from torch.utils.data import RandomSampler
-
-import gemo_clap.processing.collator as collator_module
-import gemo_clap.train.audio_cache as audio_cache_module
-import gemo_clap.train.loop as loop
 from gemo_clap.processing.collator import GEmoClapCollator
 from gemo_clap.train.config import TrainingConfig
 from gemo_clap.train.data import LengthGroupedSampler, padding_fraction
 from gemo_clap.train.evaluation import metric_loading
 from gemo_clap.train.towers import build_model_and_processor
+from test_training import build_tiny_dataset, tiny_overrides
+from torch.utils.data import RandomSampler
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 SHARED = Path(__file__).resolve().parents[2] / "shared"

@@ -14,11 +14,11 @@ import datasets
 import numpy as np
 import pytest
 import soundfile as sf
+from gemo_clap.train.config import TrainingConfig
 from iemocap_tree import tone
 from test_training import build_tiny_dataset, tiny_overrides
 
 from gemo_clap.cli import main
-from gemo_clap.train.config import TrainingConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 REPO = Path(__file__).resolve().parents[1]

@@ -77,22 +77,17 @@ def cross_validate(
     overwrite: bool = False,
 ) -> dict[str, Path]:
     """Train/test each (variant, seed, fold); returns the written report files."""
-    from ..atomic import check_folder_path, remove, staging_path
+    from ..atomic import discard
     from ..modeling import VARIANTS
     from .data import load_built_dataset
     from .evaluation.report import write_report
-    from .loop import train
+    from .loop import claim_output_dir, train
 
     root = Path(config.output_dir)
-    if resume and overwrite:
-        raise ValueError("--resume keeps the runs in the output folder and --overwrite removes them: pick one")
-    check_folder_path(root, "output folder")
     owned = _owned(root)
-    if owned and not (resume or overwrite):
-        raise FileExistsError(
-            f"{root} already holds a cross-validation ({', '.join(path.name for path in owned)}): pass --resume to "
-            "keep its finished folds or --overwrite to replace it"
-        )
+    claim_output_dir(
+        root, [path.name for path in owned], resume, overwrite, "a cross-validation", "keep its finished folds"
+    )
     needs_gender = any(VARIANTS[variant].needs_gender_labels for variant in variants)
     dataset = load_built_dataset(config.dataset, needs_gender=needs_gender)
     folds = folds or sorted(set(dataset["fold"]))
@@ -100,12 +95,8 @@ def cross_validate(
     if missing:
         raise ValueError(f"test fold(s) {missing} are not among the dataset's folds {sorted(set(dataset['fold']))}")
     seeds = seeds or [config.seed]
-    if overwrite and owned:
-        trash = staging_path(root / "replaced-cross-validation", unique=True)
-        trash.mkdir()
-        for path in owned:
-            path.rename(trash / path.name)
-        remove(trash)
+    if overwrite:
+        discard(owned, root)
     results: dict[str, list[dict]] = {}
     for variant in variants:
         for seed in seeds:

@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from ..atomic import atomic_path, check_folder_path, remove, replace_with, staging_path
+from ..atomic import atomic_path, check_folder_path, discard, remove, replace_with, staging_path
 from ..modeling import VARIANTS, GEmoClapLoss, GEmoClapModel, GEmoClapProcessor
 from ..processing.collator import GEmoClapCollator
 from .audio_cache import AudioFeatureCache
@@ -88,28 +88,23 @@ def existing_run(output_dir: Path) -> list[str]:
     return [name for name in RUN_FILES if (output_dir / name).exists()]
 
 
-def claim_output_dir(output_dir: Path, resume: bool, overwrite: bool) -> None:
-    """Refuse to mix two runs in one folder: a folder holding a run needs `resume` (continue it) or `overwrite`."""
+def claim_output_dir(
+    folder: Path,
+    found: list[str],
+    resume: bool,
+    overwrite: bool,
+    holds: str = "a training run",
+    resumes: str = "continue it",
+) -> None:
+    """Refuse to mix two runs in one folder: a folder holding `found` (a run's files) needs `resume` or `overwrite`."""
     if resume and overwrite:
-        raise ValueError("--resume continues the run in the output folder and --overwrite replaces it: pick one")
-    check_folder_path(output_dir, "output folder")
-    found = existing_run(output_dir)
+        raise ValueError(f"--resume would {resumes} and --overwrite replace it: pick one")
+    check_folder_path(folder, "output folder")
     if found and not (resume or overwrite):
         raise FileExistsError(
-            f"{output_dir} already holds a training run ({', '.join(found)}): pass --resume to continue it "
-            "or --overwrite to replace it"
+            f"{folder} already holds {holds} ({', '.join(found)}): pass --resume to {resumes} or --overwrite to "
+            "replace it"
         )
-
-
-def remove_run(output_dir: Path) -> None:
-    """Remove the files of the run in `output_dir` (not a cache it may hold): moved aside at once, then deleted."""
-    found = existing_run(output_dir)
-    if found:
-        trash = staging_path(output_dir / "replaced-run", unique=True)
-        trash.mkdir()
-        for name in found:
-            os.replace(output_dir / name, trash / name)
-        remove(trash)
 
 
 def _save_checkpoint(accelerator: Accelerator, output_dir: Path, progress: TrainingProgress, keep: int) -> None:
@@ -165,7 +160,7 @@ def _trackers(config: TrainingConfig) -> list[str]:
 def train(config: TrainingConfig, resume: bool = False, overwrite: bool = False) -> TrainResult:
     """Train on every fold but `config.test_fold`, choose the best epoch on validation, evaluate on the test fold."""
     output_dir = Path(config.output_dir)
-    claim_output_dir(output_dir, resume, overwrite)
+    claim_output_dir(output_dir, existing_run(output_dir), resume, overwrite)
     accelerator = Accelerator(
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         mixed_precision=config.mixed_precision,
@@ -181,8 +176,8 @@ def train(config: TrainingConfig, resume: bool = False, overwrite: bool = False)
     splits = fold_splits(dataset, config.test_fold, config.validation_fraction, config.seed, config.validation_split)
     model, processor = _build_model(config, splits.emotion_names, splits.gender_names)
     if accelerator.is_main_process:  # only once the inputs are known good: bad input leaves no output behind
-        if overwrite:
-            remove_run(output_dir)
+        if overwrite:  # the old run's files, not the cache it may hold
+            discard([output_dir / name for name in existing_run(output_dir)], output_dir)
         output_dir.mkdir(parents=True, exist_ok=True)
         config.save(output_dir / TRAINING_CONFIG_NAME)
     accelerator.wait_for_everyone()
@@ -259,7 +254,7 @@ def train(config: TrainingConfig, resume: bool = False, overwrite: bool = False)
         desc="training",
     )
     model_dir = output_dir / "model"
-    best_weights = None  # the best epoch's weights while they wait for the next checkpoint to be written
+    best_weights, unsaved = None, False  # the best epoch's weights (on the CPU), and whether the model folder lags
     for epoch in range(progress.epoch, config.num_epochs):
         model.train()
         if config.freeze == "audio":
@@ -320,28 +315,27 @@ def train(config: TrainingConfig, resume: bool = False, overwrite: bool = False)
         improved = validation_uar is None or validation_uar > progress.best_uar  # no validation: the last epoch
         if improved:
             progress.best_uar, progress.best_epoch = validation_uar if validation_uar is not None else -1.0, epoch
+            best_weights = {name: value.detach().to("cpu", copy=True) for name, value in unwrapped.state_dict().items()}
+            unsaved = True
         progress.epoch, progress.batches_done, progress.epoch_loss = epoch + 1, 0, 0.0
         checkpoint_now = progress.epoch == config.num_epochs or progress.epoch % config.checkpoint_every_epochs == 0
-        if accelerator.is_main_process and (improved or best_weights is not None):
-            if checkpoint_now:  # the model folder always belongs with the newest checkpoint
+        if checkpoint_now and unsaved:  # the model folder always belongs with the newest checkpoint
+            if accelerator.is_main_process:
                 with atomic_path(model_dir) as folder:
                     if improved:
                         _save_model(unwrapped, processor, folder)
                     else:
                         _save_model(unwrapped, processor, folder, best_weights)
                     (folder / TRAINING_CONFIG_NAME).write_text(json.dumps(provenance, indent=2))
-                best_weights = None
-            elif improved:
-                best_weights = {
-                    name: value.detach().to("cpu", copy=True) for name, value in unwrapped.state_dict().items()
-                }
+            unsaved = False
         if checkpoint_now:
             _save_checkpoint(accelerator, output_dir, progress, config.keep_checkpoints)
     bar.close()
 
     accelerator.wait_for_everyone()
-    best = GEmoClapModel.from_pretrained(model_dir)
-    unwrapped.load_state_dict(best.state_dict())
+    if best_weights is None:  # a resumed run whose best epoch came before the resume: from the model folder
+        best_weights = GEmoClapModel.from_pretrained(model_dir).state_dict()
+    unwrapped.load_state_dict(best_weights)
     outputs = zero_shot_predictions(
         model, processor, eval_loaders["test"], accelerator, splits.emotion_names, template, genders
     )
