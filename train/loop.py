@@ -38,7 +38,7 @@ from ..modeling import VARIANTS, GEmoClapLoss, GEmoClapModel, GEmoClapProcessor
 from ..processing.collator import GEmoClapCollator
 from .audio_cache import AudioFeatureCache
 from .config import TRAINING_CONFIG_NAME, TrainingConfig
-from .data import LengthGroupedSampler, fold_splits, load_built_dataset
+from .data import FoldSplits, LengthGroupedSampler, fold_splits, load_built_dataset
 from .evaluation.zero_shot import score, zero_shot_predictions
 from .towers import build_model_and_processor
 
@@ -157,6 +157,47 @@ def _trackers(config: TrainingConfig) -> list[str]:
     return wanted
 
 
+def _data_loaders(
+    config: TrainingConfig,
+    splits: FoldSplits,
+    collator: GEmoClapCollator,
+    model: GEmoClapModel,
+    processor: GEmoClapProcessor,
+    accelerator: Accelerator,
+    output_dir: Path,
+) -> tuple[DataLoader, dict[str, DataLoader]]:
+    """The training loader and the validation/test loaders: rows of cached tower statistics when the frozen tower
+    is cached (it runs here, once per utterance not cached yet), else rows of audio (length-grouped if asked)."""
+    named_splits = {"train": splits.train, "validation": splits.validation, "test": splits.test}
+    named_splits = {name: split for name, split in named_splits.items() if split is not None}
+    cached = config.freeze == "audio" and config.cache_audio_features
+    if cached:  # the frozen tower runs once per utterance; every epoch is served from the cache
+        cache = AudioFeatureCache(
+            model.audio_model,
+            config.audio_cache_dir or output_dir / "audio_cache",
+            layers="all" if model.config.use_weighted_layer_sum else "last",
+        )
+        cache.fill(model, processor, list(named_splits.values()), accelerator, config.eval_batch_size)
+        named_splits = {name: cache.cached_split(split) for name, split in named_splits.items()}
+    sampler = None
+    if config.group_by_length and not cached:
+        sampler = LengthGroupedSampler(list(splits.train["duration"]), config.batch_size, config.seed)
+    # its own generator: iterator seeds never draw from the global RNG, so a resumed run keeps the dropout masks
+    train_loader = DataLoader(
+        named_splits.pop("train"),
+        batch_size=config.batch_size,
+        shuffle=sampler is None,
+        sampler=sampler,
+        collate_fn=collator,
+        generator=torch.Generator().manual_seed(config.seed),
+    )
+    eval_loaders = {
+        name: DataLoader(split, batch_size=config.eval_batch_size, collate_fn=collator)
+        for name, split in named_splits.items()
+    }
+    return train_loader, eval_loaders
+
+
 def train(config: TrainingConfig, resume: bool = False, overwrite: bool = False) -> TrainResult:
     """Train on every fold but `config.test_fold`, choose the best epoch on validation, evaluate on the test fold."""
     output_dir = Path(config.output_dir)
@@ -191,33 +232,7 @@ def train(config: TrainingConfig, resume: bool = False, overwrite: bool = False)
         model.config.gender_prompt_template,
         with_gender_prompts=variant.needs_gender_prompts,
     )
-    named_splits = {"train": splits.train, "validation": splits.validation, "test": splits.test}
-    named_splits = {name: split for name, split in named_splits.items() if split is not None}
-    cached = config.freeze == "audio" and config.cache_audio_features
-    if cached:  # the frozen tower runs once per utterance; every epoch is served from the cache
-        cache = AudioFeatureCache(
-            model.audio_model,
-            config.audio_cache_dir or output_dir / "audio_cache",
-            layers="all" if model.config.use_weighted_layer_sum else "last",
-        )
-        cache.fill(model, processor, list(named_splits.values()), accelerator, config.eval_batch_size)
-        named_splits = {name: cache.cached_split(split) for name, split in named_splits.items()}
-    sampler = None
-    if config.group_by_length and not cached:
-        sampler = LengthGroupedSampler(list(splits.train["duration"]), config.batch_size, config.seed)
-    # its own generator: iterator seeds never draw from the global RNG, so a resumed run keeps the dropout masks
-    train_loader = DataLoader(
-        named_splits.pop("train"),
-        batch_size=config.batch_size,
-        shuffle=sampler is None,
-        sampler=sampler,
-        collate_fn=collator,
-        generator=torch.Generator().manual_seed(config.seed),
-    )
-    eval_loaders = {
-        name: DataLoader(split, batch_size=config.eval_batch_size, collate_fn=collator)
-        for name, split in named_splits.items()
-    }
+    train_loader, eval_loaders = _data_loaders(config, splits, collator, model, processor, accelerator, output_dir)
     optimizer = torch.optim.AdamW(  # fused: one kernel over all parameters (several times faster on a CPU)
         [p for p in model.parameters() if p.requires_grad],
         lr=config.learning_rate,
