@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("gemo_clap.train.evaluation.cli_evaluate", "zero-shot evaluation of a saved model on a dataset"),
     "push": ("gemo_clap.train.hub.cli_push", "publish a saved model to the Hugging Face Hub"),
     "predict": ("gemo_clap.predict", "emotion (and gender) of audio files, with timelines for long files"),
+    "export-onnx": ("gemo_clap.onnx.cli", "export a model to ONNX, run with onnxruntime without torch"),
 }
 
 

@@ -7,6 +7,8 @@ A file that cannot be used gets one clear line; the exit code is non-zero only w
 
 The model is loaded with the installed gemo_clap code. `--trust-remote-code` runs the checkpoint's own code
 instead, as transformers does; a Hub repo id needs it only for checkpoints the installed code cannot load.
+`--onnx DIR` runs a folder written by `gemo-clap export-onnx` with onnxruntime instead (no torch is imported),
+with the same chunks and output.
 """
 
 from __future__ import annotations
@@ -19,9 +21,13 @@ from .modeling.audio_gemo_clap import AudioDecodeError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="model folder or hub id")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="model folder or hub id")
+    source.add_argument("--onnx", help="folder written by `gemo-clap export-onnx` (onnxruntime, no torch)")
     parser.add_argument("files", nargs="+", help="audio files (wav, flac, ogg, ...)")
-    parser.add_argument("--labels", help="comma-separated candidate labels (default: the model's emotions)")
+    parser.add_argument(
+        "--labels", help="comma-separated candidate labels (default: the model's emotions; --onnx: the exported ones)"
+    )
     parser.add_argument("--template", help="prompt template with {} (default: the model's)")
     parser.add_argument("--batch-size", type=int, default=8, help="chunks per audio-tower call")
     parser.add_argument(
@@ -71,22 +77,35 @@ def predict_file(classifier, path: str, batch_size: int, **call_kwargs) -> dict:
     return result
 
 
-def run(args: argparse.Namespace) -> int:
-    from .modeling import VARIANTS
-    from .modeling.pipeline_gemo_clap import check_label_prompts
+def load_onnx_runner(folder: str, trust_remote_code: bool):
+    """The onnxruntime runner of an exported folder, called like the pipeline."""
+    from .onnx.runtime import GEmoClapOnnxRunner
 
-    classifier = load_classifier(args.model, args.trust_remote_code)
-    config = classifier.model.config
-    labels = None
-    if args.labels is not None:
-        labels = [label.strip() for label in args.labels.split(",")]
-        check_label_prompts(labels, args.template or config.prompt_template, what="--labels")
-    variant = VARIANTS.get(config.variant)
+    if trust_remote_code:
+        raise ValueError("--trust-remote-code applies to --model only; an --onnx folder runs no checkpoint code")
+    return GEmoClapOnnxRunner(folder)
+
+
+def run(args: argparse.Namespace) -> int:
+    labels = None if args.labels is None else [label.strip() for label in args.labels.split(",")]
+    if args.onnx is not None:
+        classifier = load_onnx_runner(args.onnx, args.trust_remote_code)
+        return_gender = classifier.gender_labels is not None
+    else:
+        from .modeling import VARIANTS
+        from .modeling.pipeline_gemo_clap import check_label_prompts
+
+        classifier = load_classifier(args.model, args.trust_remote_code)
+        config = classifier.model.config
+        if labels is not None:
+            check_label_prompts(labels, args.template or config.prompt_template, what="--labels")
+        variant = VARIANTS.get(config.variant)
+        return_gender = bool(variant and variant.needs_gender_prompts)
     call_kwargs = {
         "candidate_labels": labels,
         "hypothesis_template": args.template,
         "chunk_length_s": args.segment_seconds,
-        "return_gender": bool(variant and variant.needs_gender_prompts),
+        "return_gender": return_gender,
     }
     classifier._sanitize_parameters(**call_kwargs)  # bad options are a usage error, before any file
     failures = 0

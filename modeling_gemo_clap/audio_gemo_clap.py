@@ -1,5 +1,6 @@
 """Audio handling shared by the processor, the pipeline, dataset building and the ONNX runner, without torch:
-validating a clip, reading a file chunk by chunk, the chunk boundaries of long inputs, and combining chunk scores.
+validating a clip, reading a file chunk by chunk, the chunk boundaries of long inputs, padding a batch, and
+combining chunk scores into the pipeline's result.
 
 Only numpy and the standard library are imported at module level; soundfile (reading files) and librosa
 (resampling) are imported when first needed.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -132,6 +133,14 @@ def chunk_bounds(num_samples: int, chunk: int, longest: int) -> list[tuple[int, 
     return bounds
 
 
+def check_chunk_length(chunk_length_s: float | None, max_seconds: float) -> float:
+    """The chunk length of long inputs: `chunk_length_s`, or `max_seconds` (what the model takes) when None."""
+    chunk = max_seconds if chunk_length_s is None else chunk_length_s
+    if not 0 < chunk <= max_seconds:
+        raise ValueError(f"chunk_length_s must be in (0, {max_seconds:g}] for this model, got {chunk}")
+    return chunk
+
+
 # per reason a file cannot be used: (the sentence the pipeline raises, the phrase `gemo-clap predict` prints)
 FILE_PROBLEMS = {
     "missing audio file": ("audio file not found: {source}", "file not found"),
@@ -230,3 +239,96 @@ def ranked(scores: Sequence[float], labels: Sequence[str]) -> list[dict]:
     return [
         {"label": label, "score": float(score)} for score, label in sorted(zip(scores, labels), key=lambda p: -p[0])
     ]
+
+
+def audio_chunks(
+    audio: Any, sampling_rate: int, chunk_length_s: float, max_seconds: float
+) -> Iterator[tuple[tuple[float, float], np.ndarray]]:
+    """`((start_s, end_s), clip)` of each chunk of one input of the zero-shot pipeline (or the ONNX runner), split by
+    `chunk_bounds`: a file path (read one chunk at a time), encoded bytes, a clip at `sampling_rate` or an
+    `{"array"|"raw", "sampling_rate"}` dict (resampled). A file that cannot be used raises `ValueError` with the
+    `AudioDecodeError`'s sentence, the error its cause."""
+    try:
+        yield from _audio_chunks(audio, sampling_rate, chunk_length_s, max_seconds)
+    except AudioDecodeError as error:
+        raise ValueError(error.sentence) from error
+
+
+def _audio_chunks(
+    audio: Any, rate: int, chunk_length_s: float, longest: float
+) -> Iterator[tuple[tuple[float, float], np.ndarray]]:
+    if isinstance(audio, (str, os.PathLike)):
+        name = os.fspath(audio)
+        frames, file_rate = file_duration(name)
+        check_duration(frames, file_rate, name)
+        bounds = chunk_bounds(frames, round(chunk_length_s * file_rate), int(longest * file_rate))
+        spans = [(start / file_rate, end / file_rate) for start, end in bounds]
+        for span, chunk in zip(spans, read_chunks(name, rate, spans)):
+            yield span, validate_audio(chunk, rate, f"{name} at {span[0]:.2f}-{span[1]:.2f} s", min_seconds=0)
+        return
+    if isinstance(audio, bytes):
+        array = read_audio(audio, rate)
+    elif isinstance(audio, dict):
+        raw = audio.get("array", audio.get("raw"))
+        if raw is None or "sampling_rate" not in audio:
+            raise ValueError("an audio dict needs 'array' (or 'raw') and 'sampling_rate' keys")
+        array = resample(to_mono_float(raw), audio["sampling_rate"], rate)
+    else:
+        array = audio
+    array = validate_audio(array, rate, "audio item 0")
+    for start, end in chunk_bounds(array.size, round(chunk_length_s * rate), int(longest * rate)):
+        yield (start / rate, end / rate), array[start:end]
+
+
+def in_memory_seconds(item: Any, sampling_rate: int) -> float | None:
+    """Duration of an in-memory clip (array, tensor or audio dict); None for files and anything else."""
+    if isinstance(item, dict):
+        array, rate = item.get("array", item.get("raw")), item.get("sampling_rate") or sampling_rate
+    else:
+        array, rate = item, sampling_rate
+    shape = getattr(array, "shape", None)
+    return max(shape) / rate if shape else None
+
+
+def longest_first(items: list, sampling_rate: int, classify: Callable[[list], list]) -> list:
+    """`classify(items)` with a list of in-memory clips run longest first (length bucketing: little padding per
+    batch), the results given back in input order."""
+    durations = [in_memory_seconds(item, sampling_rate) for item in items]
+    if len(durations) < 2 or None in durations:
+        return classify(items)
+    order = sorted(range(len(items)), key=lambda index: -durations[index])
+    results = classify([items[index] for index in order])
+    ordered = [None] * len(items)
+    for position, index in enumerate(order):
+        ordered[index] = results[position]
+    return ordered
+
+
+def pad_to_longest(arrays: Sequence[np.ndarray], padding_value: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(float32 batch of `arrays` padded along their last axis to the longest, int64 mask of the real steps)."""
+    longest = max(array.shape[-1] for array in arrays)
+    batch = np.full((len(arrays), *arrays[0].shape[:-1], longest), padding_value, dtype=np.float32)
+    mask = np.zeros((len(arrays), longest), dtype=np.int64)
+    for row, array in enumerate(arrays):
+        batch[row, ..., : array.shape[-1]] = array
+        mask[row, : array.shape[-1]] = 1
+    return batch, mask
+
+
+def chunk_results(
+    spans: Sequence[tuple[float, float]],
+    scores: dict[str, tuple[Sequence[Sequence[float]], Sequence[str]]],
+    return_timestamps: bool,
+) -> list[dict] | dict:
+    """The zero-shot result of one input from its chunks' `(start_s, end_s)` spans and, per output (`"scores"`, and
+    `"gender"` when asked), the chunks' probabilities and the labels: each output the duration-weighted mean over
+    the chunks, ranked; with `return_timestamps` also each chunk's. Only `"scores"` and no timestamps: its list."""
+    durations = [end - start for start, end in spans]
+    result, chunks = {}, [{"timestamp": span} for span in spans]
+    for name, (probabilities, labels) in scores.items():
+        result[name] = ranked(weighted_scores(probabilities, durations), labels)
+        for chunk, chunk_scores in zip(chunks, probabilities):
+            chunk[name] = ranked(chunk_scores, labels)
+    if return_timestamps:
+        result["chunks"] = chunks
+    return result if return_timestamps or len(scores) > 1 else result["scores"]

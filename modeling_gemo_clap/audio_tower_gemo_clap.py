@@ -12,6 +12,8 @@ from torch import nn
 from transformers import AutoModel
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
+from .audio_gemo_clap import pad_to_longest
+
 MEL_FRAMES_PER_SECOND = 100  # Whisper: hop of 160 samples at 16 kHz
 
 
@@ -151,12 +153,7 @@ class WhisperTower(AudioTower):
             )["input_features"][0]
             for array in arrays
         ]
-        longest = max(mel.shape[-1] for mel in mels)
-        batch = np.zeros((len(mels), mels[0].shape[0], longest), dtype=np.float32)
-        mask = np.zeros((len(mels), longest), dtype=np.int64)
-        for row, mel in enumerate(mels):
-            batch[row, :, : mel.shape[-1]] = mel
-            mask[row, : mel.shape[-1]] = 1
+        batch, mask = pad_to_longest(mels)
         return {"input_features": batch, "audio_attention_mask": mask}
 
 

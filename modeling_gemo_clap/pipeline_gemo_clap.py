@@ -4,27 +4,15 @@ the ASR pipeline does (`chunk_length_s`), and their scores combined (`return_tim
 
 from __future__ import annotations
 
-import os
 from collections import Counter
+from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
 from transformers.pipelines.base import ChunkPipeline
 
-from .audio_gemo_clap import (
-    AudioDecodeError,
-    check_duration,
-    chunk_bounds,
-    file_duration,
-    ranked,
-    read_audio,
-    read_chunks,
-    resample,
-    to_mono_float,
-    validate_audio,
-    weighted_scores,
-)
+from .audio_gemo_clap import audio_chunks, check_chunk_length, chunk_results, longest_first
 from .loss_gemo_clap import VARIANTS
 
 PIPELINE_TASK = "zero-shot-audio-classification"
@@ -41,16 +29,6 @@ def check_label_prompts(candidate_labels: list[str], template: str, what: str = 
         raise ValueError(f"{what} contains duplicates: {duplicates}")
     if "{}" not in template:
         raise ValueError(f"hypothesis_template must contain a '{{}}' placeholder for the label, got {template!r}")
-
-
-def _in_memory_seconds(item: Any, sampling_rate: int) -> float | None:
-    """Duration of an in-memory clip (array, tensor or audio dict); None for files and anything else."""
-    if isinstance(item, dict):
-        array, rate = item.get("array", item.get("raw")), item.get("sampling_rate") or sampling_rate
-    else:
-        array, rate = item, sampling_rate
-    shape = getattr(array, "shape", None)
-    return max(shape) / rate if shape else None
 
 
 class GEmoClapZeroShotAudioClassificationPipeline(ChunkPipeline):
@@ -83,19 +61,9 @@ class GEmoClapZeroShotAudioClassificationPipeline(ChunkPipeline):
     def __call__(self, inputs: Any, **kwargs) -> list | dict:
         """Classify one input or a list. A list of in-memory clips is run longest first (length bucketing: little
         padding per batch) and the results come back in input order."""
-        durations = (
-            [_in_memory_seconds(item, self.processor.sampling_rate) for item in inputs]
-            if isinstance(inputs, list)
-            else []
-        )
-        if len(durations) < 2 or None in durations:
+        if not isinstance(inputs, list):
             return super().__call__(inputs, **kwargs)
-        order = sorted(range(len(inputs)), key=lambda index: -durations[index])
-        results = super().__call__([inputs[index] for index in order], **kwargs)
-        ordered = [None] * len(inputs)
-        for position, index in enumerate(order):
-            ordered[index] = results[position]
-        return ordered
+        return longest_first(inputs, self.processor.sampling_rate, partial(super().__call__, **kwargs))
 
     def _sanitize_parameters(
         self,
@@ -112,9 +80,7 @@ class GEmoClapZeroShotAudioClassificationPipeline(ChunkPipeline):
         labels = list(candidate_labels) if candidate_labels is not None else list(config.emotion_labels)
         template = hypothesis_template if hypothesis_template is not None else config.prompt_template
         check_label_prompts(labels, template)
-        chunk = config.max_audio_seconds if chunk_length_s is None else chunk_length_s
-        if not 0 < chunk <= config.max_audio_seconds:
-            raise ValueError(f"chunk_length_s must be in (0, {config.max_audio_seconds:g}] for this model, got {chunk}")
+        chunk = check_chunk_length(chunk_length_s, config.max_audio_seconds)
         gender = None
         if return_gender:
             variant = VARIANTS.get(config.variant)
@@ -129,39 +95,9 @@ class GEmoClapZeroShotAudioClassificationPipeline(ChunkPipeline):
         return {"chunk_length_s": chunk}, forward, postprocess
 
     def preprocess(self, audio: Any, chunk_length_s: float):
-        """Chunks `{"audio", "start", "end", "is_last"}` of one input; a file is read one chunk at a time."""
-        try:
-            yield from self._chunks(audio, chunk_length_s)
-        except AudioDecodeError as error:
-            raise ValueError(error.sentence) from error
-
-    def _chunks(self, audio: Any, chunk_length_s: float):
-        rate = self.processor.sampling_rate
-        longest = self.model.config.max_audio_seconds
-        if isinstance(audio, (str, os.PathLike)):
-            name = os.fspath(audio)
-            frames, file_rate = file_duration(name)
-            check_duration(frames, file_rate, name)
-            bounds = chunk_bounds(frames, round(chunk_length_s * file_rate), int(longest * file_rate))
-            spans = [(start / file_rate, end / file_rate) for start, end in bounds]
-            chunks = read_chunks(name, rate, spans)
-            pieces = (
-                (span, validate_audio(chunk, rate, f"{name} at {span[0]:.2f}-{span[1]:.2f} s", min_seconds=0))
-                for span, chunk in zip(spans, chunks)
-            )
-        else:
-            if isinstance(audio, bytes):
-                array = read_audio(audio, rate)
-            elif isinstance(audio, dict):
-                raw = audio.get("array", audio.get("raw"))
-                if raw is None or "sampling_rate" not in audio:
-                    raise ValueError("an audio dict needs 'array' (or 'raw') and 'sampling_rate' keys")
-                array = resample(to_mono_float(raw), audio["sampling_rate"], rate)
-            else:
-                array = audio
-            array = validate_audio(array, rate, "audio item 0")
-            bounds = chunk_bounds(array.size, round(chunk_length_s * rate), int(longest * rate))
-            pieces = (((start / rate, end / rate), array[start:end]) for start, end in bounds)
+        """Chunks `{"audio", "start", "end", "is_last"}` of one input (`audio_chunks`); a file is read one chunk at
+        a time."""
+        pieces = audio_chunks(audio, self.processor.sampling_rate, chunk_length_s, self.model.config.max_audio_seconds)
         previous = None  # one chunk of look-ahead tells the last one
         for piece in pieces:
             if previous is not None:
@@ -202,19 +138,14 @@ class GEmoClapZeroShotAudioClassificationPipeline(ChunkPipeline):
 
     def postprocess(self, model_outputs, candidate_labels, return_timestamps, gender):
         spans = [(float(output["start"]), float(output["end"])) for output in model_outputs]
-        durations = [end - start for start, end in spans]
         tasks = {"scores": ("logits", candidate_labels)}
         if gender is not None:
             tasks["gender"] = ("gender_logits", gender[0])
-        result, chunks = {}, [{"timestamp": span} for span in spans]
-        for name, (key, labels) in tasks.items():
-            probabilities = [output[key][0].float().softmax(dim=-1).tolist() for output in model_outputs]
-            result[name] = ranked(weighted_scores(probabilities, durations), labels)
-            for chunk, scores in zip(chunks, probabilities):
-                chunk[name] = ranked(scores, labels)
-        if return_timestamps:
-            result["chunks"] = chunks
-        return result if return_timestamps or gender is not None else result["scores"]
+        scores = {
+            name: ([output[key][0].float().softmax(dim=-1).tolist() for output in model_outputs], labels)
+            for name, (key, labels) in tasks.items()
+        }
+        return chunk_results(spans, scores, return_timestamps)
 
 
 __all__ = ["PIPELINE_TASK", "GEmoClapZeroShotAudioClassificationPipeline"]
