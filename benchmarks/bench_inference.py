@@ -69,11 +69,17 @@ def long_file(minutes: float, workdir: Path) -> Path:
     return path
 
 
-def peak_rss(code: str) -> float:
-    """Peak RSS (MiB) of a fresh Python process running `code`."""
-    script = f"import resource, sys\n{code}\nprint('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
-    output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
-    return float(output.split("PEAK")[-1])
+# The child's own high-water mark: its ru_maxrss (and RUSAGE_CHILDREN's) starts at the RSS of this process, which
+# Linux carries over to a child through fork and exec, so it would report this process's size, not the child's.
+PRINT_PEAK = "print('PEAK', [line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM')][0])\n"
+
+
+def peak_rss(code: str, *args: str) -> float:
+    """Peak RSS (MiB) of a fresh Python process running `code` with `args` in `sys.argv[1:]` (Linux)."""
+    output = subprocess.run(
+        [sys.executable, "-c", f"{code}\n{PRINT_PEAK}", *args], capture_output=True, text=True, check=True
+    ).stdout
+    return float(output.split("PEAK")[-1]) / 1024  # VmHWM is in kB
 
 
 def main() -> None:

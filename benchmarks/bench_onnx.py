@@ -14,15 +14,13 @@ ones; clips: real EmoDB files from ../shared when present, else generated 1-5 s 
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import torch
-from bench_inference import RATE, best_of, clip, towers
+from bench_inference import RATE, best_of, clip, peak_rss, towers
 from gemo_clap.train.towers import build_model_and_processor
 
 from gemo_clap.onnx.export import export_onnx
@@ -46,9 +44,6 @@ PEAK_RSS = {
         "    load_classifier(sys.argv[1], False)(sys.argv[3:], batch_size=8)\n"
     ),
 }
-# The child's own high-water mark: its ru_maxrss (and RUSAGE_CHILDREN's) starts at the RSS of this process, which
-# Linux carries over to a child through fork and exec, so it would report this process's size, not the child's.
-PRINT_PEAK = "print('PEAK', [line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM')][0])\n"
 
 
 def audio_files(workdir: Path, count: int) -> tuple[list[str], str]:
@@ -66,12 +61,9 @@ def audio_files(workdir: Path, count: int) -> tuple[list[str], str]:
     return paths, f"{count} generated 1-5 s clips (../shared EmoDB absent)"
 
 
-def peak_rss(kind: str, model: Path, files: list[str], threads: int) -> float:
-    """Peak RSS (MiB) of a fresh process that classifies `files` with the runner or the pipeline (Linux)."""
-    script = PEAK_RSS[kind] + PRINT_PEAK
-    command = [sys.executable, "-c", script, str(model), str(threads), *files]
-    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    return float(output.split("PEAK")[-1]) / 1024  # VmHWM is in kB
+def runner_peak_rss(kind: str, model: Path, files: list[str], threads: int) -> float:
+    """Peak RSS (MiB) of a fresh process that classifies `files` with the runner or the pipeline."""
+    return peak_rss(PEAK_RSS[kind], str(model), str(threads), *files)
 
 
 def largest_difference(ours: list[list[dict]], theirs: list[list[dict]]) -> float:
