@@ -113,8 +113,8 @@ def main() -> None:
             f"({onnx_size:.1f} MiB vs {checkpoint_size:.1f} MiB)"
         )
 
-        runner_peak = peak_rss("runner", onnx_dir, files, args.threads)
-        pipeline_peak = peak_rss("pipeline", model_dir, files, args.threads)
+        runner_peak = runner_peak_rss("runner", onnx_dir, files, args.threads)
+        pipeline_peak = runner_peak_rss("pipeline", model_dir, files, args.threads)
         print(
             f"3. peak RSS runner / pipeline = {runner_peak / pipeline_peak:.2f} "
             f"(runner {runner_peak:.0f} MiB without torch, pipeline {pipeline_peak:.0f} MiB)"
