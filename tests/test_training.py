@@ -308,3 +308,36 @@ def test_fold_splits_write_nothing_into_the_dataset_folder(tmp_path):
     assert len(splits.train) + len(splits.validation) + len(splits.test) == len(built)
     assert set(splits.test["fold"]) == {1} and 1 not in set(splits.train["fold"]) | set(splits.validation["fold"])
     assert sorted(p.name for p in folder.iterdir()) == before
+
+
+def test_a_best_epoch_between_checkpoints_is_saved_at_the_next_one(tiny_encoders, dataset_dir, tmp_path, monkeypatch):
+    """With checkpoints every 3 epochs, the best epoch (0 here) waits in memory and is written at epoch 3's
+    checkpoint; the test fold is scored with it, not with the last epoch's weights."""
+    uars = iter([0.9, 0.5, 0.4])
+    scored = []
+    real_score = loop.score
+
+    def fake_validation_score(outputs, emotions, genders):
+        metrics = real_score(outputs, emotions, genders)
+        if len(scored) < 3:  # the three validations; then the test fold's real score
+            metrics["uar"] = next(uars)
+        scored.append(metrics)
+        return metrics
+
+    snapshots = []
+    real_save = loop._save_model
+
+    def recording_save(model, processor, folder, state_dict=None):
+        snapshots.append(state_dict)
+        real_save(model, processor, folder, state_dict)
+
+    monkeypatch.setattr(loop, "score", fake_validation_score)
+    monkeypatch.setattr(loop, "_save_model", recording_save)
+    changes = dict(num_epochs=3, checkpoint_every_epochs=3, freeze="audio")
+    config = TrainingConfig.load(None, tiny_overrides(tiny_encoders("wavlm"), dataset_dir, tmp_path, **changes))
+    result = loop.train(config)
+    assert result.best_epoch == 0 and len(snapshots) == 1 and snapshots[0] is not None  # written once, at epoch 3
+    saved = load_file(tmp_path / "model" / "model.safetensors")
+    assert all(torch.equal(saved[name], value) for name, value in snapshots[0].items() if name in saved)
+    assert len(snapshots[0]) > 0 and set(saved) <= set(snapshots[0])
+    assert sorted(path.name for path in (tmp_path / "checkpoints").iterdir()) == ["step_00000009"]

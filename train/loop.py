@@ -366,5 +366,5 @@ def _save_model(
     model: GEmoClapModel, processor: GEmoClapProcessor, folder: Path, state_dict: dict | None = None
 ) -> None:
     """A Hugging Face model folder of `model` (or of `state_dict`, weights it held earlier) and its processor."""
-    model.save_pretrained(folder, state_dict=state_dict)
+    model.save_pretrained(folder, state_dict=None if state_dict is None else dict(state_dict))  # it empties the dict
     processor.save_pretrained(folder)
