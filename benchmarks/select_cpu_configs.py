@@ -4,7 +4,8 @@ speaker-independent outer folds, a candidate trains on 3 of the 4 training folds
 looked at: the loop scores the test fold at the end of each run, and this script does not read those numbers.
 
 Stages, each keeping the best mean validation UAR (ties: the cheaper setting):
-  A. pooling {mean, statistics} x weighted layer sum {no, yes} x learning rate {1e-4, 3e-4}   (SL, a = 0.8)
+  A. pooling {mean, statistics} x weighted layer sum {no, yes} x learning rate {1e-4, 3e-4}, and the weighted
+     sums with their layer weights at learning rate 1e-2 (learning rate 1e-4)                 (SL, a = 0.8)
   B. at A's best: 20 or 50 epochs instead of 30, and the text tower's token embeddings frozen  (SL, a = 0.8)
   C. at B's best: a in {0.6, 0.9} for SL and a_e in {0.6, 0.8, 0.9} for ML (Emo-CLAP has no weight)
 Prints every candidate's mean +/- std validation UAR over the folds and writes `selection.json`.
@@ -14,6 +15,7 @@ Run alone, from the repository root: `python benchmarks/select_cpu_configs.py --
 
 from __future__ import annotations
 
+import hashlib
 import json
 import statistics
 import tempfile
@@ -84,7 +86,8 @@ def main() -> None:
         results: list[dict] = []
 
         def evaluate(stage: str, settings: dict, model: dict, cost: int) -> dict:
-            name = f"{stage}-{len(results)}"
+            key = json.dumps([settings, model], sort_keys=True).encode()
+            name = f"{stage}-{hashlib.sha1(key).hexdigest()[:10]}"  # the candidate's own folder, to resume
             scores = validation_uar(settings, model, dataset_dir, root, name)
             entry = {"stage": stage, "settings": settings, "model": model, "cost": cost, "validation_uar": scores}
             entry["mean"], entry["std"] = statistics.fmean(scores), statistics.pstdev(scores)
@@ -102,13 +105,13 @@ def main() -> None:
         stage_a = [
             evaluate(
                 "A",
-                {"learning_rate": lr},
+                {"learning_rate": lr, **({"layer_weights_learning_rate": layer_lr} if layer_lr else {})},
                 {"variant": "sl", "sl_alpha": 0.8, "audio_pooling": pooling, "use_weighted_layer_sum": weighted},
                 cost=int(weighted) + int(pooling == "statistics"),
             )
             for pooling in ("mean", "statistics")
-            for weighted in (False, True)
-            for lr in (1e-4, 3e-4)
+            for weighted, layer_lr in ((False, 0.0), (True, 0.0), (True, 1e-2))
+            for lr in ((1e-4, 3e-4) if not layer_lr else (1e-4,))
         ]
         chosen = best(stage_a)
         stage_b = [chosen] + [

@@ -143,3 +143,27 @@ def test_a_weighted_sum_needs_every_layers_statistics(built, clips):
     last_only = torch.zeros(2, 1, 2, model.config.audio_config.hidden_size)
     with pytest.raises(ValueError, match="weighted layer sum needs 3"):
         model.get_audio_features(audio_layer_statistics=last_only)
+
+
+def test_layer_weights_train_with_their_own_learning_rate(tiny_encoders, tmp_path):
+    """A few hundred steps at the towers' learning rate barely move softmax layer weights started uniform:
+    `layer_weights_learning_rate` gives them their own (without weight decay)."""
+    from test_training import build_tiny_dataset, tiny_overrides
+
+    import gemo_clap.train.loop as loop
+    from gemo_clap.train.config import TrainingConfig
+
+    dataset = build_tiny_dataset(tmp_path / "data")
+    moved = {}
+    for rate in (0.0, 0.05):
+        changes = dict(freeze="audio", num_epochs=2, learning_rate=1e-4, layer_weights_learning_rate=rate)
+        overrides = tiny_overrides(tiny_encoders("wavlm"), dataset, tmp_path / f"run-{rate}", **changes)
+        config = TrainingConfig.load(None, [*overrides, "model.use_weighted_layer_sum=true"])
+        model, _ = build_model_and_processor(*tiny_encoders("wavlm"), use_weighted_layer_sum=True)
+        groups = loop._parameter_groups(model, config)
+        assert groups[1]["params"][0] is model.audio_layer_weights and groups[1]["weight_decay"] == 0.0
+        assert groups[1]["lr"] == (rate or 1e-4)
+        assert all(param is not model.audio_layer_weights for param in groups[0]["params"])
+        loop.train(config)
+        moved[rate] = GEmoClapModel.from_pretrained(tmp_path / f"run-{rate}" / "model").audio_layer_weights.abs().max()
+    assert moved[0.0] < 1e-3 < 0.01 < moved[0.05]

@@ -54,6 +54,8 @@ class TrainingConfig:
     validation_fraction: float = 0.1
     # optimisation
     learning_rate: float = 1e-5
+    # of the audio layer weights (use_weighted_layer_sum): a few hundred steps at learning_rate barely move them
+    layer_weights_learning_rate: float = 0.0  # 0: learning_rate
     weight_decay: float = 0.01
     batch_size: int = 8
     eval_batch_size: int = 16
@@ -125,6 +127,7 @@ class TrainingConfig:
             "freeze_layers",
             "checkpoint_every_steps",
             "seed",
+            "layer_weights_learning_rate",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")

@@ -149,6 +149,16 @@ def _build_model(
     return model, processor
 
 
+def _parameter_groups(model: GEmoClapModel, config: TrainingConfig) -> list[dict]:
+    """The trainable parameters; the audio layer weights, if any, with their own learning rate and no decay."""
+    layer_weights = model.audio_layer_weights
+    rest = [p for p in model.parameters() if p.requires_grad and p is not layer_weights]
+    if layer_weights is None:
+        return [{"params": rest}]
+    rate = config.layer_weights_learning_rate or config.learning_rate
+    return [{"params": rest}, {"params": [layer_weights], "lr": rate, "weight_decay": 0.0}]
+
+
 def _trackers(config: TrainingConfig) -> list[str]:
     wanted = [name for name in config.report_to if name != "none"]
     if "tensorboard" in wanted and importlib.util.find_spec("tensorboard") is None:
@@ -234,10 +244,7 @@ def train(config: TrainingConfig, resume: bool = False, overwrite: bool = False)
     )
     train_loader, eval_loaders = _data_loaders(config, splits, collator, model, processor, accelerator, output_dir)
     optimizer = torch.optim.AdamW(  # fused: one kernel over all parameters (several times faster on a CPU)
-        [p for p in model.parameters() if p.requires_grad],
-        lr=config.learning_rate,
-        weight_decay=config.weight_decay,
-        fused=True,
+        _parameter_groups(model, config), lr=config.learning_rate, weight_decay=config.weight_decay, fused=True
     )
     # on the whole epoch, before sharding: accelerate steps a prepared scheduler once per process and step
     global_steps_per_epoch = math.ceil(len(train_loader) / config.gradient_accumulation_steps)
