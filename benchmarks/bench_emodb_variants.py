@@ -6,8 +6,9 @@ by every fold, variant and the probe) + all-MiniLM-L6-v2, the shipped `cpu-whisp
 the reference recipe: mean+std over the real frames of the encoder's last layer -> standardised logistic
 regression, trained on the same training folds. Prints WAR/UAR mean +/- std per method and the wall times.
 
-Run alone, from the repository root: `python benchmarks/bench_emodb_variants.py [--tower tiny] [KEY=VALUE ...]`
-(overrides apply to every variant's config, e.g. `num_epochs=5`).
+Run alone, from the repository root: `python benchmarks/bench_emodb_variants.py [--tower tiny] [--first-round]
+[KEY=VALUE ...]` (overrides apply to every variant's config, e.g. `num_epochs=5`; `--first-round` runs the settings
+the first round's CPU configs had, for a like-for-like comparison with its table).
 """
 
 from __future__ import annotations
@@ -28,6 +29,21 @@ from gemo_clap.train.towers import build_model_and_processor
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 EMODB = SHARED / "data" / "emodb"
+# the first round's cpu-whisper-tiny-* settings (lr 1e-4 x 30 epochs, batch 16, mean pooling, everything trained)
+FIRST_ROUND = [
+    "learning_rate=1e-4",
+    "num_epochs=30",
+    "batch_size=16",
+    "warmup_epochs=2",
+    "validation_split=utterances",
+    "validation_fraction=0.1",
+    "freeze_text_embeddings=false",
+    "layer_weights_learning_rate=0",
+    "model.audio_pooling=mean",
+    "model.use_weighted_layer_sum=false",
+    "model.sl_alpha=0.8",
+    "model.ml_alpha=0.8",
+]
 TOWERS = {"tiny": SHARED / "models" / "whisper-tiny.en-encoder", "base": SHARED / "models" / "whisper-base-encoder"}
 
 
@@ -96,6 +112,7 @@ def summary(results: list[dict]) -> str:
 
 def main() -> None:
     parser = emodb_parser(__doc__)
+    parser.add_argument("--first-round", action="store_true", help="the first round's CPU config settings")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     args = parser.parse_args()
     encoder = shared_encoder(args.tower)
@@ -113,6 +130,7 @@ def main() -> None:
                 f"output_dir={root / 'cv' / variant}",
                 f"audio_cache_dir={root / 'audio_cache'}",
                 "report_to=none",
+                *(FIRST_ROUND if args.first_round else []),
                 *args.overrides,
             ]
             config = TrainingConfig.load(f"cpu-whisper-{args.tower}-{variant}", overrides)
