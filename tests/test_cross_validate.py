@@ -82,3 +82,12 @@ def test_evaluate_and_cross_validate_name_bad_input(cross_validation, tmp_path, 
     assert "not a dataset saved by `gemo-clap build-dataset`" in capsys.readouterr().err
     assert main(["cross-validate", "--variants", "emo,gemo", f"dataset={dataset}"]) == 2
     assert "variant must be one of" in capsys.readouterr().err
+
+
+def test_finished_folds_keep_their_model_and_results_not_their_checkpoints(cross_validation):
+    _, out, _ = cross_validation
+    for variant in ("emo", "sl"):
+        for fold in (1, 2):
+            folder = out / variant / f"fold_{fold}"
+            assert (folder / "model" / "model.safetensors").is_file() and (folder / "test_results.json").is_file()
+            assert not (folder / "checkpoints").exists()

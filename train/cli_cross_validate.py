@@ -2,8 +2,9 @@
 variants and seeds on the same folds, and write `results.json`, `results.md` and confusion-matrix PNGs.
 
 Runs go to `<output-dir>/<variant>/fold_<k>` (with several seeds `<output-dir>/<variant>/seed_<s>/fold_<k>`), all
-sharing one frozen-tower cache. An output folder that already holds a cross-validation is refused unless
-`--resume` (finished folds are kept, unfinished ones resumed) or `--overwrite` (the old runs are removed) is given.
+sharing one frozen-tower cache; a finished fold keeps its model folder and results, not its checkpoints (unless
+`--keep-checkpoints`). An output folder that already holds a cross-validation is refused unless `--resume`
+(finished folds are kept, unfinished ones resumed) or `--overwrite` (the old runs are removed) is given.
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--resume", action="store_true", help="keep finished folds, resume the others")
     parser.add_argument("--overwrite", action="store_true", help="remove the runs of an earlier cross-validation")
+    parser.add_argument(
+        "--keep-checkpoints",
+        action="store_true",
+        help="keep a finished fold's checkpoints (by default removed: its model folder and results stay)",
+    )
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
 
 
@@ -75,9 +81,11 @@ def cross_validate(
     seeds: list[int] | None = None,
     resume: bool = False,
     overwrite: bool = False,
+    keep_checkpoints: bool = False,
 ) -> dict[str, Path]:
-    """Train/test each (variant, seed, fold); returns the written report files."""
-    from ..atomic import discard
+    """Train/test each (variant, seed, fold); returns the written report files. A finished fold's checkpoints are
+    removed unless `keep_checkpoints` (a 5-fold x 3-variant run would keep gigabytes of optimiser states)."""
+    from ..atomic import discard, remove
     from ..modeling import VARIANTS
     from .data import load_built_dataset
     from .evaluation.report import write_report
@@ -120,6 +128,8 @@ def cross_validate(
                     )
                     print(f"== {label} ==", flush=True)
                     metrics = train(run, resume=resume).test_metrics
+                    if not keep_checkpoints:
+                        remove(folder / "checkpoints")
                 results.setdefault(variant, []).append({"seed": seed, **metrics} if len(seeds) > 1 else metrics)
     protocol = protocol_lines(config, dataset, folds, seeds)
     return write_report(root, results, dataset.features["emotion"].names, protocol)
@@ -132,7 +142,15 @@ def run(args: argparse.Namespace) -> int:
         config.with_model(variant=variant)  # validates each variant name
     folds = [int(fold) for fold in args.folds.split(",")] if args.folds else None
     seeds = [int(seed) for seed in args.seeds.split(",")] if args.seeds else None
-    paths = cross_validate(config, variants, folds, seeds, resume=args.resume, overwrite=args.overwrite)
+    paths = cross_validate(
+        config,
+        variants,
+        folds,
+        seeds,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        keep_checkpoints=args.keep_checkpoints,
+    )
     print(Path(paths["results_md"]).read_text())
     print(f"results written to {Path(paths['results_json']).parent}")
     return 0
