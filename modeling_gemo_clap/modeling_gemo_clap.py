@@ -327,7 +327,10 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         if unknown:
             names = list(signature(self.forward).parameters)
             hints = [
-                f"{name!r}" + "".join(f" (did you mean {m!r}?)" for m in get_close_matches(name, names, 1))
+                f"{name!r}"
+                + "".join(
+                    f" (did you mean {' or '.join(map(repr, m))}?)" for m in [get_close_matches(name, names, 2)] if m
+                )
                 for name in unknown
             ]
             raise TypeError(f"GEmoClapModel.forward got unexpected input(s): {', '.join(hints)}")

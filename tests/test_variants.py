@@ -78,3 +78,54 @@ def test_a_toy_variant_registered_in_the_table_trains_end_to_end(toy_variant, ti
     assert card.text.lstrip().startswith("# Toy-CLAP for speech emotion recognition (EmoDB)")
     assert "Toy-CLAP is CLIP's loss, registered by a test." in card.text
     assert Path(tmp_path / "cv" / "toy" / "fold_2" / "test_results.json").is_file()
+
+
+def test_a_misspelt_forward_input_is_an_error_not_a_missing_loss(tiny_encoders, make_clip):
+    model, processor = build_model_and_processor(*tiny_encoders("wavlm"), projection_dim=16)
+    inputs = processor(audio=[make_clip(0.5)], text=["The emotion is sad."], sampling_rate=16000)
+    with pytest.raises(TypeError, match=r"unexpected input\(s\): 'labels' \(did you mean .*'emotion_labels'"):
+        model(**inputs, labels=torch.tensor([2]))
+
+
+def test_an_old_config_file_still_loads_and_names_the_new_keys(tmp_path):
+    from gemo_clap.train.config import TrainingConfig
+
+    old = tmp_path / "old.yaml"
+    old.write_text("variant: ml\nml_alpha: 0.6\ntarget: row\nprojection_dim: 64\nlearning_rate: 1.0e-4\n")
+    with pytest.warns(FutureWarning) as warned:
+        config = TrainingConfig.load(old)
+    assert config.model == {"variant": "ml", "ml_alpha": 0.6, "target_normalisation": "row", "projection_dim": 64}
+    assert (config.variant, config.ml_alpha, config.learning_rate) == ("ml", 0.6, 1e-4)
+    messages = " ".join(str(item.message) for item in warned)
+    assert "now written model.variant" in messages and "now written model.target_normalisation" in messages
+
+
+def test_a_dataset_with_a_single_emotion_is_rejected_before_any_training(tiny_encoders, tmp_path, capsys):
+    import datasets
+
+    from gemo_clap.cli import main
+
+    dataset = datasets.load_from_disk(str(build_tiny_dataset(tmp_path / "data")))
+    single = dataset.filter(lambda emotion: emotion == 0, input_columns="emotion", keep_in_memory=True)
+    single.save_to_disk(str(tmp_path / "angry-only"))
+    overrides = tiny_overrides(tiny_encoders("wavlm"), tmp_path / "angry-only", tmp_path / "run", num_epochs=1)
+    assert main(["train", *overrides]) == 2
+    assert "the training folds hold a single emotion ('angry')" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+    one_name = single.cast_column("emotion", datasets.ClassLabel(names=["angry"]))
+    one_name.save_to_disk(str(tmp_path / "one-name"))
+    overrides = tiny_overrides(tiny_encoders("wavlm"), tmp_path / "one-name", tmp_path / "run", num_epochs=1)
+    assert main(["train", *overrides]) == 2
+    assert "single emotion" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_model_folder_records_its_corpus_without_local_paths(tiny_encoders, tmp_path):
+    from gemo_clap.train.config import TrainingConfig
+    from gemo_clap.train.loop import train
+
+    dataset = build_tiny_dataset(tmp_path / "data")
+    train(TrainingConfig.load(None, tiny_overrides(tiny_encoders("wavlm"), dataset, tmp_path / "run", num_epochs=1)))
+    recorded = json.loads((tmp_path / "run" / "model" / "training_config.json").read_text())
+    assert recorded["corpus"] == "manifest" and recorded["model"]["variant"] == "sl"
+    assert not {"dataset", "output_dir", "audio_cache_dir"} & set(recorded)
