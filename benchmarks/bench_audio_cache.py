@@ -16,10 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import gemo_clap.train.loop as loop
 import torch
 from gemo_clap.processing.builder import build_corpus, save_dataset
 from gemo_clap.processing.synthetic import generate_corpus
+from gemo_clap.train import loop
 from gemo_clap.train.config import TrainingConfig
 from gemo_clap.train.tiny_towers import save_tiny_encoders
 

@@ -16,12 +16,13 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Self
 
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from gemo_clap.processing import build_corpus, save_dataset  # noqa: E402
-from iemocap_tree import write_iemocap_tree  # noqa: E402
+from gemo_clap.processing import build_corpus, save_dataset
+from iemocap_tree import write_iemocap_tree
 
 FOUR_CLASS_LABELS = ("ang", "hap", "exc", "sad", "neu")  # every generated utterance is kept by the 4-class map
 
@@ -51,7 +52,7 @@ class PeakMemory:
             self.rss, self.pss = max(self.rss, rss), max(self.pss, pss)
             time.sleep(self.interval)
 
-    def __enter__(self) -> PeakMemory:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

@@ -98,8 +98,8 @@ def main() -> None:
         with torch.no_grad():
             difference = largest_difference(runner(files, batch_size=8), pipe(files, batch_size=8))
             for batch_size in (8, 1):
-                onnx_time = best_of(lambda: runner(files, batch_size=batch_size), repeats)
-                torch_time = best_of(lambda: pipe(files, batch_size=batch_size), repeats)
+                onnx_time = best_of(lambda size=batch_size: runner(files, batch_size=size), repeats)
+                torch_time = best_of(lambda size=batch_size: pipe(files, batch_size=size), repeats)
                 print(
                     f"1. batch {batch_size}: runner / pipeline throughput = {torch_time / onnx_time:.2f}x "
                     f"(runner {seconds / onnx_time:.0f} s of audio/s, pipeline {seconds / torch_time:.0f} s/s)"
