@@ -21,7 +21,7 @@ from gemo_clap.processing.audio import SAMPLING_RATE, decode_example_audio
 from gemo_clap.processing.builder import build_corpus, save_dataset
 from gemo_clap.processing.collator import GEmoClapCollator, example_key
 from gemo_clap.processing.synthetic import generate_corpus
-from gemo_clap.train.config import TrainingConfig
+from gemo_clap.train.config import MODEL_SETTINGS, TrainingConfig
 from gemo_clap.train.data import fold_splits, load_built_dataset
 from gemo_clap.train.evaluation.zero_shot import score, zero_shot_predictions
 from safetensors.torch import load_file
@@ -75,7 +75,7 @@ def tiny_overrides(towers: tuple[Path, Path], dataset: Path, output_dir: Path, *
         seed=0,
     )
     values.update(changes)
-    return [f"{key}={value}" for key, value in values.items()]
+    return [f"{'model.' if key in MODEL_SETTINGS else ''}{key}={value}" for key, value in values.items()]
 
 
 def assert_same_tensors(actual: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> None:
