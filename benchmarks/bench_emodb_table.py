@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from bench_emodb_variants import TOWERS, emodb_4class, probe_features, probe_scores
+from bench_emodb_variants import TOWERS, emodb_workspace, probe_features, probe_scores
 from gemo_clap.train.cli_cross_validate import cross_validate
 from gemo_clap.train.config import TrainingConfig
 
@@ -51,9 +50,7 @@ def main() -> None:
     towers, seeds = args.towers.split(","), [int(seed) for seed in args.seeds.split(",")]
     paper_seeds = [int(seed) for seed in args.paper_seeds.split(",")] if args.paper_seeds else seeds
     started = time.monotonic()
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(args.output_dir or tmp)
-        dataset, dataset_dir = emodb_4class(root, Path(tmp))
+    with emodb_workspace(args.output_dir) as (root, dataset, dataset_dir):
         rows, report = [], {}
         for tower in towers:
             encoder = TOWERS[tower]

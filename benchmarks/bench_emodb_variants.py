@@ -14,12 +14,15 @@ the first round's CPU configs had, for a like-for-like comparison with its table
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+from datasets import Dataset
 from gemo_clap.processing.builder import build_corpus, save_dataset
 from gemo_clap.train.audio_cache import AudioFeatureCache
 from gemo_clap.train.cli_cross_validate import cross_validate
@@ -63,10 +66,14 @@ def shared_encoder(tower: str) -> Path:
     return encoder
 
 
-def emodb_4class(root: Path, scratch: Path):
-    """The EmoDB 4-class dataset (5 speaker-independent folds), built and saved under `root`: (dataset, folder)."""
-    dataset, _ = build_corpus("emodb", EMODB, label_map="4class", num_folds=5, cache_dir=scratch / "cache")
-    return dataset, save_dataset(dataset, root / "emodb-4class", overwrite=True)
+@contextlib.contextmanager
+def emodb_workspace(output_dir: str | None) -> Iterator[tuple[Path, Dataset, Path]]:
+    """(root, dataset, its folder): the EmoDB 4-class dataset (5 speaker-independent folds) built and saved under
+    `output_dir` (runs and reports are kept there), or under a temporary folder removed on exit."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(output_dir or tmp)
+        dataset, _ = build_corpus("emodb", EMODB, label_map="4class", num_folds=5, cache_dir=Path(tmp) / "cache")
+        yield root, dataset, save_dataset(dataset, root / "emodb-4class", overwrite=True)
 
 
 def probe_features(dataset, audio_encoder: str, cache_dir: Path) -> np.ndarray:
@@ -117,9 +124,7 @@ def main() -> None:
     args = parser.parse_args()
     encoder = shared_encoder(args.tower)
     started = time.monotonic()
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(args.output_dir or tmp)
-        dataset, dataset_dir = emodb_4class(root, Path(tmp))
+    with emodb_workspace(args.output_dir) as (root, dataset, dataset_dir):
         print(f"EmoDB 4-class: {len(dataset)} utterances, folds {sorted(set(dataset['fold']))}")
 
         rows = {}

@@ -21,12 +21,11 @@ from __future__ import annotations
 import hashlib
 import json
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench_emodb_variants import emodb_4class, emodb_parser, shared_encoder
+from bench_emodb_variants import emodb_parser, emodb_workspace, shared_encoder
 from gemo_clap.train.config import TrainingConfig
 from gemo_clap.train.loop import train
 
@@ -98,9 +97,7 @@ def main() -> None:
     args = parser.parse_args()
     encoder = shared_encoder(args.tower)
     started = time.monotonic()
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(args.output_dir or tmp)
-        _, dataset_dir = emodb_4class(root, Path(tmp))
+    with emodb_workspace(args.output_dir) as (root, _, dataset_dir):
         BASE["audio_encoder"] = str(encoder)
         results: list[dict] = []
 
