@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
+from subprocess import PIPE
 
-import gemo_clap.train.loop as loop
 import pytest
 from distributed_probe import weights_digest
 from gemo_clap.modeling import GEmoClapModel
+from gemo_clap.train import loop
 from gemo_clap.train.config import TrainingConfig
 from gemo_clap.train.data import fold_splits, load_built_dataset
 from test_training import build_tiny_dataset, tiny_overrides
@@ -86,13 +88,15 @@ def launch_probe(
     """Run tests/distributed_probe.py in two gloo processes: the two ranks' records, and the launch's output."""
     env = os.environ | {"ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "HF_HOME": str(tmp_path / "hf-home")}
     # (HF_HOME: no user accelerate config file)
-    run = subprocess.run(
-        [*LAUNCH, str(PROBE), "--output-dir", str(output_dir), *overrides],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    command = [*LAUNCH, str(PROBE), "--output-dir", str(output_dir), *overrides]
+    with subprocess.Popen(command, env=env, stdout=PIPE, stderr=PIPE, text=True, start_new_session=True) as launch:
+        try:
+            stdout, stderr = launch.communicate(timeout=300)  # a run takes about 20 s
+        except subprocess.TimeoutExpired:
+            os.killpg(launch.pid, signal.SIGKILL)  # the launcher and both ranks: nothing left running
+            stdout, stderr = launch.communicate()
+            pytest.fail(f"the two-process run did not finish in 300 s:\n{stderr[-3000:]}")
+    run = subprocess.CompletedProcess(command, launch.returncode, stdout, stderr)
     errors = list(dict.fromkeys(line for line in run.stderr.splitlines() if "Error" in line))
     assert run.returncode == 0, "\n".join(errors[:8]) or run.stderr[-3000:]
     return [json.loads((output_dir / f"probe-rank{rank}.json").read_text()) for rank in (0, 1)], run
@@ -104,7 +108,7 @@ def test_two_processes_train_on_the_global_batch_loss_of_one_process(variant, ti
     with the contrastive matrix gathered over processes, every step's loss (and so every update) is the same."""
     dataset_dir = build_tiny_dataset(tmp_path / "data")
     towers = tiny_encoders("wavlm")
-    changes = dict(variant=variant, freeze="audio", eval_batch_size=8)  # frozen tower: no dropout anywhere
+    changes = {"variant": variant, "freeze": "audio", "eval_batch_size": 8}  # frozen tower: no dropout anywhere
     ranks, _ = launch_probe(
         tiny_overrides(towers, dataset_dir, tmp_path / "two", batch_size=2, **changes), tmp_path / "two", tmp_path
     )
@@ -125,4 +129,4 @@ def test_two_processes_train_on_the_global_batch_loss_of_one_process(variant, ti
     assert len(losses) == len(ranks[0]["losses"]) == len(ranks[1]["losses"]) == 6
     assert ranks[0]["losses"] == pytest.approx(ranks[1]["losses"], abs=1e-7)  # each process computes the global loss
     assert max(abs(a - b) for a, b in zip(losses, ranks[0]["losses"])) < 1e-5
-    assert len(set(round(loss, 4) for loss in losses)) > 1  # the steps did train
+    assert len({round(loss, 4) for loss in losses}) > 1  # the steps did train

@@ -365,6 +365,11 @@ def train(config: TrainingConfig, resume: bool = False, overwrite: bool = False)
     accelerator.log({"test_war": test_metrics["war"], "test_uar": test_metrics["uar"]})
     if accelerator.is_main_process:
         (output_dir / "test_results.json").write_text(json.dumps(test_metrics, indent=2))
+    # The DDP wrapper goes first, so the process group's last reference is torch's registry (emptied by
+    # end_training), whose release lets go of the GIL: released from DDP's reducer, a gloo group joins its worker
+    # threads holding the GIL, and a worker still dropping the last gather's tensors needs it (a deadlock).
+    accelerator.free_memory()  # accelerate's references to it
+    del model  # and ours
     accelerator.end_training()
     return TrainResult(output_dir, model_dir, test_metrics, progress.best_epoch, progress.history)
 
