@@ -10,15 +10,16 @@ tests/test_distributed.py reads them.
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import json
 import sys
 from pathlib import Path
 
-import gemo_clap.train.loop as loop
-from accelerate import PartialState
-from gemo_clap.train import cli_train
+from accelerate import Accelerator, PartialState
+from gemo_clap.train import cli_train, loop
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 
 def weights_digest(model: nn.Module) -> str:
@@ -28,6 +29,11 @@ def weights_digest(model: nn.Module) -> str:
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
+
+
+def ddp_wrappers() -> int:
+    """How many DistributedDataParallel wrappers are alive in this process."""
+    return sum(isinstance(obj, DistributedDataParallel) for obj in gc.get_objects())
 
 
 def main() -> int:
@@ -40,6 +46,7 @@ def main() -> int:
 
     losses: list[float] = []
     bar_totals: list[int] = []
+    wrappers_at_end: list[int] = []  # DDP wrappers alive when the process group is destroyed
 
     class RecordingCollator(loop.GEmoClapCollator):
         def __call__(self, examples):
@@ -71,6 +78,7 @@ def main() -> int:
                 "epoch": progress.epoch,
                 "collated": list(collated),
                 "weights": weights_digest(models[0]),
+                "ddp_wrappers": ddp_wrappers(),
             }
         )
         collated.clear()
@@ -81,7 +89,13 @@ def main() -> int:
         recording_build,
         recording_save,
     )
-    loop.GEmoClapLoss, loop.tqdm = RecordingLoss, RecordingBar
+    end_training = Accelerator.end_training
+
+    def recording_end_training(accelerator):
+        wrappers_at_end.append(ddp_wrappers())
+        end_training(accelerator)
+
+    loop.GEmoClapLoss, loop.tqdm, Accelerator.end_training = RecordingLoss, RecordingBar, recording_end_training
     code = cli_train.run(args)
     state = PartialState()
     record = {
@@ -92,6 +106,7 @@ def main() -> int:
         "after_training": {"weights": weights_digest(models[0])},
         "losses": losses,
         "bar_total": bar_totals[0],
+        "ddp_wrappers_at_end_training": wrappers_at_end,
     }
     (Path(args.output_dir) / f"probe-rank{state.process_index}.json").write_text(json.dumps(record, indent=1))
     return code

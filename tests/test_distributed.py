@@ -54,6 +54,10 @@ def test_two_cpu_processes_train_on_disjoint_shards_and_keep_identical_weights(t
     identities = [(probe["rank"], probe["num_processes"], probe["backend"]) for probe in ranks]
     assert identities == [(0, 2, "gloo"), (1, 2, "gloo")]
     assert [[checkpoint["step"] for checkpoint in probe["checkpoints"]] for probe in ranks] == [[3, 6], [3, 6]]
+    # trained through DDP, whose wrapper is gone before the process group is destroyed: the group's last reference
+    # is then torch's registry, whose release frees the GIL (from DDP's reducer, teardown could deadlock at exit)
+    assert [[checkpoint["ddp_wrappers"] for checkpoint in probe["checkpoints"]] for probe in ranks] == [[1, 1], [1, 1]]
+    assert [probe["ddp_wrappers_at_end_training"] for probe in ranks] == [[0], [0]]
 
     splits = fold_splits(load_built_dataset(dataset_dir), 1, 0.25, 0)
     train_ids = set(splits.train["id"])
