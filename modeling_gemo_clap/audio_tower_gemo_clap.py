@@ -59,6 +59,16 @@ class AudioTower:
         states = outputs.hidden_states if all_layers else (outputs.last_hidden_state,)
         return states, tower._get_feature_vector_attention_mask(states[-1].shape[1], mask)
 
+    supports_layer_inputs = False  # whether `layer_states` can run the tower from a cached hidden state
+
+    def layer_states(self, tower: nn.Module, hidden: torch.Tensor, frame_mask: torch.Tensor, start: int) -> list:
+        """The hidden states `start + 1, ...` (the last one final, as `hidden_states` gives it) from hidden state
+        `start` (the input of layer `start`, 0-based) and its mask of real frames."""
+        raise ValueError(
+            f"{type(self).__name__} cannot run its layers from a cached hidden state: train freeze=layers with "
+            "cache_audio_features=false"
+        )
+
     @staticmethod
     def features(feature_extractor, arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
         """Model inputs and `audio_attention_mask` of mono clips at the extractor's rate, each normalised alone."""
@@ -136,13 +146,20 @@ class WhisperTower(AudioTower):
         frame_mask = mask[:, ::2][:, : hidden.shape[1]]
         hidden = hidden + tower.embed_positions.weight[: hidden.shape[1]]
         hidden = nn.functional.dropout(hidden, p=tower.dropout, training=tower.training)
+        states = [hidden, *self.layer_states(tower, hidden, frame_mask, 0)]
+        return tuple(states) if all_layers else (states[-1],), frame_mask
+
+    supports_layer_inputs = True
+
+    def layer_states(self, tower: nn.Module, hidden: torch.Tensor, frame_mask: torch.Tensor, start: int) -> list:
         additive_mask = (1.0 - frame_mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
         states = []
-        for layer in tower.layers:
-            states.append(hidden)
+        for layer in tower.layers[start:]:
             hidden = layer(hidden, additive_mask)
-        states.append(tower.layer_norm(hidden))
-        return tuple(states) if all_layers else (states[-1],), frame_mask
+            states.append(hidden)
+        if states:
+            states[-1] = tower.layer_norm(states[-1])
+        return states
 
     @staticmethod
     def features(feature_extractor, arrays: list[np.ndarray]) -> dict[str, np.ndarray]:

@@ -12,7 +12,23 @@ DEFAULT_EMOTION_LABELS = ("angry", "happy", "sad", "neutral")
 DEFAULT_GENDER_LABELS = ("female", "male")
 DEFAULT_MAX_AUDIO_SECONDS = 14.0  # the paper's trim of IEMOCAP clips
 AUDIO_POOLINGS = ("mean", "statistics")
-RENAMED_FIELDS = {"target": "target_normalisation"}  # old name -> new name (checkpoints saved before the rename)
+AUDIO_LAYER_POOLINGS = ("last", "weighted_sum", "concatenate")
+# old name -> (new name, old value -> new value): settings of checkpoints and config files saved before a rename
+RENAMED_FIELDS = {
+    "target": ("target_normalisation", None),
+    "use_weighted_layer_sum": ("audio_layer_pooling", {True: "weighted_sum", False: "last"}),
+}
+
+
+def current_setting(name: str, value):
+    """`(name, value)` of a setting as this version calls it: a setting saved under an old name is renamed (and its
+    value translated); any other passes unchanged."""
+    if name not in RENAMED_FIELDS:
+        return name, value
+    new_name, values = RENAMED_FIELDS[name]
+    if values is not None and isinstance(value, bool):
+        value = values[value]
+    return new_name, value
 
 
 class GEmoClapConfig(PreTrainedConfig):
@@ -38,9 +54,15 @@ class GEmoClapConfig(PreTrainedConfig):
             eq. 4-5) or "row" (each row divided by its sum). Checkpoints saved before the rename call it `target`.
         audio_pooling (`str`): "mean" over the real frames (the paper) or "statistics" (their mean and standard
             deviation, concatenated).
-        use_weighted_layer_sum (`bool`): pool every hidden state of the audio tower and sum the pooled statistics
-            with learnable softmax weights (SUPERB's weighted sum; for mean pooling this equals pooling the weighted
-            sum of the hidden states), instead of pooling the last one.
+        audio_layer_pooling (`str`): which hidden states of the audio tower are pooled: "last" (the paper),
+            "weighted_sum" (every hidden state pooled, the pooled statistics summed with learnable softmax weights:
+            SUPERB's weighted sum, for mean pooling equal to pooling the weighted sum of the hidden states) or
+            "concatenate" (every hidden state pooled, concatenated). Checkpoints saved before it call it
+            `use_weighted_layer_sum` (true: "weighted_sum").
+        audio_standardisation (`bool`): standardise each pooled statistic of each hidden state with a mean and
+            standard deviation measured on the training split (buffers saved with the checkpoint;
+            `GEmoClapModel.set_audio_standardisation`), as a linear probe standardises its inputs.
+        projection_dropout (`float`): dropout on the input of each layer of the audio projection.
         emotion_labels / gender_labels (`list[str]`): label names, in class-index order.
         prompt_template / gender_prompt_template (`str`): prompt templates with one `{}` placeholder.
         max_audio_seconds (`float`): longest input the audio tower takes (and the pipeline's default chunk
@@ -65,7 +87,9 @@ class GEmoClapConfig(PreTrainedConfig):
     logit_scale_max: float = 100.0
     target_normalisation: str = "softmax"
     audio_pooling: str = "mean"
-    use_weighted_layer_sum: bool = False
+    audio_layer_pooling: str = "last"
+    audio_standardisation: bool = False
+    projection_dropout: float = 0.0
     emotion_labels: list[str] | None = None
     gender_labels: list[str] | None = None
     prompt_template: str = "The emotion is {}."
@@ -74,9 +98,9 @@ class GEmoClapConfig(PreTrainedConfig):
     initializer_range: float = 0.02
 
     def __post_init__(self, **kwargs):
-        for old, new in RENAMED_FIELDS.items():
+        for old in RENAMED_FIELDS:
             if old in kwargs:
-                setattr(self, new, kwargs.pop(old))
+                setattr(self, *current_setting(old, kwargs.pop(old)))
         super().__post_init__(**kwargs)
         if self.emotion_labels is None:
             self.emotion_labels = list(DEFAULT_EMOTION_LABELS)
@@ -90,6 +114,7 @@ class GEmoClapConfig(PreTrainedConfig):
             "variant": tuple(VARIANTS),
             "target_normalisation": TARGET_NORMALISATIONS,
             "audio_pooling": AUDIO_POOLINGS,
+            "audio_layer_pooling": AUDIO_LAYER_POOLINGS,
         }
         for name, allowed in choices.items():
             value = getattr(self, name)
@@ -114,13 +139,21 @@ class GEmoClapConfig(PreTrainedConfig):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise ValueError(f"{name} must be > 0, got {value!r}")
-        if not isinstance(self.use_weighted_layer_sum, bool):
-            raise ValueError(f"use_weighted_layer_sum must be true or false, got {self.use_weighted_layer_sum!r}")
+        if not isinstance(self.audio_standardisation, bool):
+            raise ValueError(f"audio_standardisation must be true or false, got {self.audio_standardisation!r}")
+        dropout = self.projection_dropout
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+            raise ValueError(f"projection_dropout must be in [0, 1), got {dropout!r}")
         longest = audio_tower(self.audio_config.model_type).longest_input_seconds(self.audio_config)
         if longest is not None and self.max_audio_seconds > longest:
             raise ValueError(
                 f"max_audio_seconds must be <= {longest:g} for this {self.audio_config.model_type} encoder"
             )
+
+    @property
+    def pools_all_layers(self) -> bool:
+        """Whether the pooling reads every hidden state of the audio tower (else only the last)."""
+        return self.audio_layer_pooling != "last"
 
     @property
     def uses_spectrogram(self) -> bool:

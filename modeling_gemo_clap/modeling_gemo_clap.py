@@ -24,6 +24,7 @@ from .loss_gemo_clap import GEmoClapLoss, scaled_logits
 from .pipeline_gemo_clap import PIPELINE_TASK, GEmoClapZeroShotAudioClassificationPipeline
 
 STD_FLOOR = 1e-10  # variance floor under the square root of statistics pooling (finite gradients on silence)
+STANDARDISATION_FLOOR = 1e-4  # smallest standard deviation `audio_standardisation` divides by (constant features)
 
 
 @dataclass
@@ -55,20 +56,32 @@ class GEmoClapOutput(ModelOutput):
     logit_scale_text: torch.FloatTensor | None = None
 
 
-class GEmoClapProjection(nn.Module):
-    """MLP from a tower's hidden size into the shared space: `projection_layers` linear layers with activations between."""
+def frame_statistics(hidden: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
+    """Mean and standard deviation over the real frames (`frame_mask` `[batch, frames]`) of hidden states
+    `[batch, states, frames, hidden]`: `[batch, states, 2, hidden]`."""
+    weights = frame_mask.to(hidden.dtype)[:, None, :, None]
+    count = weights.sum(dim=2).clamp_min(1.0)
+    mean = (hidden * weights).sum(dim=2) / count
+    variance = (((hidden - mean.unsqueeze(2)) ** 2) * weights).sum(dim=2) / count
+    return torch.stack([mean, variance.clamp_min(STD_FLOOR).sqrt()], dim=2)
 
-    def __init__(self, input_dim: int, config: GEmoClapConfig):
+
+class GEmoClapProjection(nn.Module):
+    """MLP from a tower's hidden size into the shared space: `projection_layers` linear layers with activations between,
+    and `dropout` on the input of each."""
+
+    def __init__(self, input_dim: int, config: GEmoClapConfig, dropout: float = 0.0):
         super().__init__()
         dims = [input_dim] + [config.projection_dim] * config.projection_layers
         self.layers = nn.ModuleList(nn.Linear(d_in, d_out) for d_in, d_out in zip(dims[:-1], dims[1:]))
         self.activation = ACT2FN[config.projection_hidden_act]
+        self.dropout = nn.Dropout(dropout)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         for index, layer in enumerate(self.layers):
             if index:
                 hidden_states = self.activation(hidden_states)
-            hidden_states = layer(hidden_states)
+            hidden_states = layer(self.dropout(hidden_states))
         return hidden_states
 
 
@@ -93,6 +106,9 @@ class GEmoClapPreTrainedModel(PreTrainedModel):
             init.constant_(module.logit_scale_t, math.log(self.config.logit_scale_init))
             if module.audio_layer_weights is not None:
                 init.zeros_(module.audio_layer_weights)
+            if module.audio_statistics_mean is not None:  # identity until measured on a training split
+                init.zeros_(module.audio_statistics_mean)
+                init.ones_(module.audio_statistics_std)
 
 
 class GEmoClapModel(GEmoClapPreTrainedModel):
@@ -108,14 +124,21 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         tower = audio_tower(config.audio_config.model_type)
         self.audio_model = audio_model if audio_model is not None else tower.from_config(config.audio_config)
         self.text_model = text_model if text_model is not None else AutoModel.from_config(config.text_config)
-        pooled_size = config.audio_config.hidden_size * (2 if config.audio_pooling == "statistics" else 1)
-        self.audio_projection = GEmoClapProjection(pooled_size, config)
+        states = tower.num_hidden_states(config.audio_config) if config.pools_all_layers else 1
+        statistics = 2 if config.audio_pooling == "statistics" else 1
+        pooled_size = config.audio_config.hidden_size * statistics
+        if config.audio_layer_pooling == "concatenate":
+            pooled_size *= states
+        self.audio_projection = GEmoClapProjection(pooled_size, config, config.projection_dropout)
         self.text_projection = GEmoClapProjection(config.text_config.hidden_size, config)
         self.audio_layer_weights = (
-            nn.Parameter(torch.zeros(tower.num_hidden_states(config.audio_config)))
-            if config.use_weighted_layer_sum
-            else None
+            nn.Parameter(torch.zeros(states)) if config.audio_layer_pooling == "weighted_sum" else None
         )
+        # [states, (mean, std), hidden], set by `set_audio_standardisation` (None: no standardisation)
+        shape = (states, 2, config.audio_config.hidden_size)
+        standardised = config.audio_standardisation
+        self.register_buffer("audio_statistics_mean", torch.zeros(shape) if standardised else None)
+        self.register_buffer("audio_statistics_std", torch.ones(shape) if standardised else None)
         self.logit_scale_a = nn.Parameter(torch.tensor(math.log(config.logit_scale_init)))
         self.logit_scale_t = nn.Parameter(torch.tensor(math.log(config.logit_scale_init)))
         config.custom_pipelines = {
@@ -190,10 +213,11 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         input_values: torch.Tensor | None = None,
         input_features: torch.Tensor | None = None,
         audio_attention_mask: torch.Tensor | None = None,
+        all_layers: bool | None = None,
     ) -> torch.Tensor:
-        """Mean and standard deviation over the real frames of the hidden states the pooling uses (every layer
-        with `use_weighted_layer_sum`, else the last): `[batch, states, 2, hidden]`. A frozen tower's cache holds
-        these, so every pooling option trains from it."""
+        """Mean and standard deviation over the real frames of the hidden states the pooling uses (every one when
+        `config.pools_all_layers`, else the last; `all_layers` overrides): `[batch, states, 2, hidden]`. A frozen
+        tower's cache holds these, so every pooling option trains from it."""
         audio = self._check_audio_inputs(input_values, input_features)
         if audio_attention_mask is None:
             audio_attention_mask = torch.ones(audio.shape[0], audio.shape[-1], dtype=torch.long, device=audio.device)
@@ -207,29 +231,77 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
             audio,
             audio_attention_mask,
             self.config.max_audio_seconds,
-            all_layers=self.config.use_weighted_layer_sum,
+            all_layers=self.config.pools_all_layers if all_layers is None else all_layers,
         )
-        hidden = torch.stack(states, dim=1)  # [batch, states, frames, hidden]
-        weights = frame_mask.to(hidden.dtype)[:, None, :, None]
-        count = weights.sum(dim=2).clamp_min(1.0)
-        mean = (hidden * weights).sum(dim=2) / count
-        variance = (((hidden - mean.unsqueeze(2)) ** 2) * weights).sum(dim=2) / count
-        return torch.stack([mean, variance.clamp_min(STD_FLOOR).sqrt()], dim=2)
+        return frame_statistics(torch.stack(states, dim=1), frame_mask)
+
+    def get_audio_layer_statistics_from(
+        self, audio_layer_input: torch.Tensor, audio_frame_mask: torch.Tensor, audio_lower_statistics: torch.Tensor
+    ) -> torch.Tensor:
+        """`get_audio_layer_statistics` from a cached hidden state: `audio_layer_input` `[batch, frames, hidden]` is
+        hidden state k (the input of layer k, 0-based; `audio_frame_mask` its real frames) and
+        `audio_lower_statistics` `[batch, k, 2, hidden]` the statistics of the states below it, so only layers k..
+        run (the top of a tower whose bottom k layers are frozen and cached)."""
+        start = audio_lower_statistics.shape[1]
+        upper = self.audio_tower.layer_states(self.audio_model, audio_layer_input, audio_frame_mask, start)
+        statistics = frame_statistics(torch.stack([audio_layer_input, *upper], dim=1), audio_frame_mask)
+        statistics = torch.cat([audio_lower_statistics.to(statistics.dtype), statistics], dim=1)
+        return statistics if self.config.pools_all_layers else statistics[:, -1:]
+
+    def _audio_layer_statistics(
+        self,
+        input_values: torch.Tensor | None = None,
+        input_features: torch.Tensor | None = None,
+        audio_attention_mask: torch.Tensor | None = None,
+        audio_layer_statistics: torch.Tensor | None = None,
+        audio_layer_input: torch.Tensor | None = None,
+        audio_frame_mask: torch.Tensor | None = None,
+        audio_lower_statistics: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Per-layer statistics from whichever audio inputs are given: cached statistics, a cached hidden state, or
+        the audio itself."""
+        if audio_layer_statistics is not None:
+            return audio_layer_statistics
+        if audio_layer_input is not None:
+            return self.get_audio_layer_statistics_from(audio_layer_input, audio_frame_mask, audio_lower_statistics)
+        return self.get_audio_layer_statistics(input_values, input_features, audio_attention_mask)
 
     def pool_audio_statistics(self, statistics: torch.Tensor) -> torch.Tensor:
-        """The pooled audio vector from per-layer statistics `[batch, states, 2, hidden]`: the softmax-weighted sum
-        over layers (or the last layer), then the mean (`audio_pooling="mean"`) or mean and std concatenated."""
-        if self.audio_layer_weights is not None:
-            if statistics.shape[1] != self.audio_layer_weights.shape[0]:
-                raise ValueError(
-                    f"audio statistics hold {statistics.shape[1]} layers; the weighted layer sum needs "
-                    f"{self.audio_layer_weights.shape[0]}"
-                )
-            weights = self.audio_layer_weights.softmax(dim=0).to(statistics.dtype)
-            pooled = (statistics * weights[None, :, None, None]).sum(dim=1)
+        """The pooled audio vector from per-layer statistics `[batch, states, 2, hidden]`: the states the layer
+        pooling reads (standardised when `audio_standardisation`), their means (`audio_pooling="mean"`) or means and
+        stds, then the last state's, the softmax-weighted sum over states or all of them concatenated, flattened."""
+        if not self.config.pools_all_layers:
+            statistics = statistics[:, -1:]
         else:
-            pooled = statistics[:, -1]
-        return pooled[:, 0] if self.config.audio_pooling == "mean" else pooled.flatten(1)
+            expected = self.audio_tower.num_hidden_states(self.config.audio_config)
+            if statistics.shape[1] != expected:
+                raise ValueError(
+                    f"audio statistics hold {statistics.shape[1]} hidden states; audio_layer_pooling="
+                    f"{self.config.audio_layer_pooling!r} needs all {expected}"
+                )
+        if self.audio_statistics_mean is not None:
+            statistics = (statistics - self.audio_statistics_mean) / self.audio_statistics_std
+        if self.config.audio_pooling == "mean":
+            statistics = statistics[:, :, :1]
+        if self.audio_layer_weights is not None:
+            weights = self.audio_layer_weights.softmax(dim=0).to(statistics.dtype)
+            statistics = (statistics * weights[None, :, None, None]).sum(dim=1)
+        return statistics.flatten(1)
+
+    @torch.no_grad()
+    def set_audio_standardisation(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Set the standardisation of the pooled statistics (`audio_standardisation`): the per-element mean and
+        standard deviation `[states, 2, hidden]` of `get_audio_layer_statistics` over a training split
+        (`statistics_moments`). Standard deviations are floored at `STANDARDISATION_FLOOR`."""
+        if self.audio_statistics_mean is None:
+            raise ValueError("this model was configured without audio_standardisation")
+        if mean.shape != self.audio_statistics_mean.shape or std.shape != mean.shape:
+            raise ValueError(
+                f"standardisation statistics must have shape {tuple(self.audio_statistics_mean.shape)}, got "
+                f"{tuple(mean.shape)} and {tuple(std.shape)}"
+            )
+        self.audio_statistics_mean.copy_(mean)
+        self.audio_statistics_std.copy_(std.clamp_min(STANDARDISATION_FLOOR))
 
     def get_audio_pooled_output(
         self,
@@ -248,31 +320,56 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         input_features: torch.Tensor | None = None,
         audio_attention_mask: torch.Tensor | None = None,
         audio_layer_statistics: torch.Tensor | None = None,
+        audio_layer_input: torch.Tensor | None = None,
+        audio_frame_mask: torch.Tensor | None = None,
+        audio_lower_statistics: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """L2-normalised projected audio embeddings `[batch, projection_dim]`, from the audio inputs or from
-        precomputed `audio_layer_statistics` (a frozen tower's cache)."""
-        if audio_layer_statistics is None:
-            audio_layer_statistics = self.get_audio_layer_statistics(input_values, input_features, audio_attention_mask)
-        pooled = self.pool_audio_statistics(audio_layer_statistics)
-        return nn.functional.normalize(self.audio_projection(pooled), dim=-1)
+        """L2-normalised projected audio embeddings `[batch, projection_dim]`, from the audio inputs, from
+        precomputed `audio_layer_statistics` (a frozen tower's cache) or from a cached hidden state
+        (`get_audio_layer_statistics_from`)."""
+        statistics = self._audio_layer_statistics(
+            input_values,
+            input_features,
+            audio_attention_mask,
+            audio_layer_statistics,
+            audio_layer_input,
+            audio_frame_mask,
+            audio_lower_statistics,
+        )
+        return self.project_audio(self.pool_audio_statistics(statistics))
+
+    def project_audio(self, audio_pooled_output: torch.Tensor) -> torch.Tensor:
+        """L2-normalised projections of pooled audio vectors: `[batch, projection_dim]`."""
+        return nn.functional.normalize(self.audio_projection(audio_pooled_output), dim=-1)
 
     # ------------------------------------------------------------------------------------------------- text
+    def get_text_pooled_output(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The text tower's last hidden state at the first token: `[batch, hidden]` (what the projection takes)."""
+        return self.text_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state[:, 0]
+
+    def project_text(self, text_pooled_output: torch.Tensor) -> torch.Tensor:
+        """L2-normalised projections of first-token text states: `[batch, projection_dim]`."""
+        return nn.functional.normalize(self.text_projection(text_pooled_output), dim=-1)
+
     def get_text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """L2-normalised projected embeddings of the texts' first token: `[batch, projection_dim]`."""
-        hidden = self.text_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return nn.functional.normalize(self.text_projection(hidden[:, 0]), dim=-1)
+        return self.project_text(self.get_text_pooled_output(input_ids, attention_mask))
 
-    def _prompt_features(self, prompts: list[tuple[torch.Tensor, torch.Tensor | None]]) -> tuple[torch.Tensor, ...]:
-        """`get_text_features` of several prompt batches in one text-tower pass (right-padded to one width)."""
+    def get_prompt_pooled_outputs(
+        self, prompts: list[tuple[torch.Tensor, torch.Tensor | None]]
+    ) -> tuple[torch.Tensor, ...]:
+        """`get_text_pooled_output` of several prompt batches in one text-tower pass (right-padded to one width)."""
         if len(prompts) == 1:
-            return (self.get_text_features(*prompts[0]),)
+            return (self.get_text_pooled_output(*prompts[0]),)
         width = max(ids.shape[1] for ids, _ in prompts)
         masks = [torch.ones_like(ids) if mask is None else mask for ids, mask in prompts]
-        features = self.get_text_features(
+        pooled = self.get_text_pooled_output(
             torch.cat([nn.functional.pad(ids, (0, width - ids.shape[1])) for ids, _ in prompts]),
             torch.cat([nn.functional.pad(mask, (0, width - mask.shape[1])) for mask in masks]),
         )
-        return features.split([ids.shape[0] for ids, _ in prompts])
+        return pooled.split([ids.shape[0] for ids, _ in prompts])
 
     def get_label_embeddings(self, processor, labels: Sequence[str], template: str) -> torch.Tensor:
         """Normalised embeddings of one prompt per label (`template.format(label)`, e.g. "The emotion is sad."),
@@ -308,6 +405,11 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         gender_labels: torch.Tensor | None = None,
         audio_pooled_output: torch.Tensor | None = None,
         audio_layer_statistics: torch.Tensor | None = None,
+        audio_layer_input: torch.Tensor | None = None,
+        audio_frame_mask: torch.Tensor | None = None,
+        audio_lower_statistics: torch.Tensor | None = None,
+        text_pooled_output: torch.Tensor | None = None,
+        gender_text_pooled_output: torch.Tensor | None = None,
         return_loss: bool | None = None,
         return_dict: bool | None = None,
         **unknown,
@@ -322,6 +424,11 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         audio_pooled_output: precomputed pooled audio vectors, used instead of the tower and the pooling.
         audio_layer_statistics: precomputed `get_audio_layer_statistics` (a frozen tower's cache), used instead of
             the tower.
+        audio_layer_input / audio_frame_mask / audio_lower_statistics: a cached hidden state of a tower whose bottom
+            layers are frozen, its real frames and the statistics of the states below it
+            (`get_audio_layer_statistics_from`), used instead of running those layers.
+        text_pooled_output / gender_text_pooled_output: precomputed `get_text_pooled_output` of the prompts (a frozen
+            text tower's), used instead of `input_ids` / `gender_input_ids` and the text tower.
         return_loss: compute the loss (default: whenever `emotion_labels` is given).
         """
         if unknown:
@@ -334,19 +441,27 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
                 for name in unknown
             ]
             raise TypeError(f"GEmoClapModel.forward got unexpected input(s): {', '.join(hints)}")
-        if input_ids is None:
+        if input_ids is None and text_pooled_output is None:
             raise ValueError("input_ids (the tokenised prompts) are required")
         if audio_pooled_output is None:
-            if audio_layer_statistics is None:
-                audio_layer_statistics = self.get_audio_layer_statistics(
-                    input_values, input_features, audio_attention_mask
-                )
+            audio_layer_statistics = self._audio_layer_statistics(
+                input_values,
+                input_features,
+                audio_attention_mask,
+                audio_layer_statistics,
+                audio_layer_input,
+                audio_frame_mask,
+                audio_lower_statistics,
+            )
             audio_pooled_output = self.pool_audio_statistics(audio_layer_statistics)
-        audio_embeds = nn.functional.normalize(self.audio_projection(audio_pooled_output), dim=-1)
-        prompts = [(input_ids, attention_mask)]
-        if gender_input_ids is not None:
-            prompts.append((gender_input_ids, gender_attention_mask))
-        text_embeds, gender_text_embeds = (*self._prompt_features(prompts), None)[:2]  # one text-tower pass
+        audio_embeds = self.project_audio(audio_pooled_output)
+        if text_pooled_output is None:
+            prompts = [(input_ids, attention_mask)]
+            if gender_input_ids is not None:
+                prompts.append((gender_input_ids, gender_attention_mask))
+            text_pooled_output, gender_text_pooled_output = (*self.get_prompt_pooled_outputs(prompts), None)[:2]
+        text_embeds = self.project_text(text_pooled_output)
+        gender_text_embeds = None if gender_text_pooled_output is None else self.project_text(gender_text_pooled_output)
         if prompt_index is not None:
             text_embeds = text_embeds[prompt_index]
         logits_per_audio, logits_per_text = self.similarity_logits(audio_embeds, text_embeds)

@@ -59,10 +59,18 @@ class GEmoClapCollator:
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         if "audio_layer_statistics" in examples[0]:
             batch = {"audio_layer_statistics": torch.stack([example["audio_layer_statistics"] for example in examples])}
+        elif "audio_layer_input" in examples[0]:  # a cached hidden state: padded to the longest, with its frame mask
+            states = [example["audio_layer_input"] for example in examples]
+            batch = {
+                "audio_layer_input": torch.nn.utils.rnn.pad_sequence(states, batch_first=True),
+                "audio_frame_mask": torch.nn.utils.rnn.pad_sequence(
+                    [torch.ones(len(state), dtype=torch.long) for state in states], batch_first=True
+                ),
+                "audio_lower_statistics": torch.stack([example["audio_lower_statistics"] for example in examples]),
+            }
         else:
             audio = [decode_example_audio(example["audio"]) for example in examples]
             batch = dict(self.processor(audio=audio, sampling_rate=SAMPLING_RATE))
-            batch["cache_keys"] = [example_key(example) for example in examples]
         batch["emotion_labels"] = torch.tensor([example["emotion"] for example in examples], dtype=torch.long)
         batch["input_ids"], batch["attention_mask"], batch["prompt_index"] = self.emotion_prompts.select(
             batch["emotion_labels"]

@@ -76,19 +76,33 @@ FRESH_PROCESS_SCRIPT = textwrap.dedent(
 
 @pytest.fixture(scope="module")
 def checkpoints(tiny_checkpoint, tiny_encoders, tmp_path_factory):
-    """The tiny WavLM and Whisper checkpoints, and a Whisper one with statistics pooling over learnt layer weights."""
+    """The tiny WavLM and Whisper checkpoints, a Whisper one with statistics pooling over learnt layer weights, and one
+    pooling every layer's standardised statistics, concatenated, through a linear projection."""
     folders = {kind: tiny_checkpoint(kind, **CHECKPOINT_KWARGS) for kind in KINDS}
     from gemo_clap.train.towers import build_model_and_processor
 
     pooled = tmp_path_factory.mktemp("whisper-pooled")
     model, processor = build_model_and_processor(
-        *tiny_encoders("whisper"), **CHECKPOINT_KWARGS, audio_pooling="statistics", use_weighted_layer_sum=True
+        *tiny_encoders("whisper"), **CHECKPOINT_KWARGS, audio_pooling="statistics", audio_layer_pooling="weighted_sum"
     )
     with torch.no_grad():
         model.audio_layer_weights.copy_(torch.tensor([0.5, -1.0, 2.0]))
     model.save_pretrained(pooled)
     processor.save_pretrained(pooled)
-    return {**folders, "whisper-pooled": pooled}
+    standardised = tmp_path_factory.mktemp("whisper-standardised")  # buffers measured on a training split
+    model, processor = build_model_and_processor(
+        *tiny_encoders("whisper"),
+        **CHECKPOINT_KWARGS,
+        audio_pooling="statistics",
+        audio_layer_pooling="concatenate",
+        audio_standardisation=True,
+        projection_layers=1,
+    )
+    shape = model.audio_statistics_mean.shape
+    model.set_audio_standardisation(torch.linspace(-0.5, 0.5, shape.numel()).reshape(shape), torch.full(shape, 0.3))
+    model.save_pretrained(standardised)
+    processor.save_pretrained(standardised)
+    return {**folders, "whisper-pooled": pooled, "whisper-standardised": standardised}
 
 
 @pytest.fixture(scope="module")

@@ -24,11 +24,11 @@ def test_legacy_checkpoint_gives_the_outputs_it_was_saved_with(kind):
     assert type(AutoModel.from_pretrained(folder)) is GEmoClapModel
     config = model.config
     assert (config.variant, config.target_normalisation, config.max_audio_seconds) == (expected["variant"], "row", 6)
-    assert (config.sl_alpha, config.ml_alpha, config.audio_pooling, config.use_weighted_layer_sum) == (
+    assert (config.sl_alpha, config.ml_alpha, config.audio_pooling, config.audio_layer_pooling) == (
         0.7,
         0.6,
         "mean",
-        False,
+        "last",  # saved as use_weighted_layer_sum=false
     )
 
     clips = [_clip(seconds, seed) for seconds, seed in EXPECTED["clips"]]

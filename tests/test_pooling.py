@@ -1,6 +1,7 @@
-"""Audio pooling options (`audio_pooling` mean / statistics, `use_weighted_layer_sum`): the pooled vector against a
-numpy computation from the tower's own hidden states, padding invariance and batched == one at a time for every
-option, the frozen-tower cache reproducing the tower path, and the options surviving save/load."""
+"""Audio pooling options (`audio_pooling` mean / statistics x `audio_layer_pooling` last / weighted_sum /
+concatenate): the pooled vector against a numpy computation from the tower's own hidden states, padding invariance and
+batched == one at a time for every option, the frozen-tower cache reproducing the tower path, and the options
+surviving save/load."""
 
 from __future__ import annotations
 
@@ -10,25 +11,26 @@ import torch
 from gemo_clap.modeling import GEmoClapModel
 from gemo_clap.train.towers import build_model_and_processor
 
-OPTIONS = [("mean", False), ("statistics", False), ("mean", True), ("statistics", True)]
-IDS = ["mean", "statistics", "weighted-mean", "weighted-statistics"]
+LAYER_POOLINGS = ("last", "weighted_sum", "concatenate")
+OPTIONS = [(pooling, layers) for layers in LAYER_POOLINGS for pooling in ("mean", "statistics")]
+IDS = [f"{layers}-{pooling}" for pooling, layers in OPTIONS]
 
 
 @pytest.fixture(scope="module")
 def built(tiny_encoders):
-    """`built(kind, pooling, weighted)` -> (model in eval mode, processor) with non-uniform layer weights."""
+    """`built(kind, pooling, layers)` -> (model in eval mode, processor) with non-uniform layer weights."""
     cache = {}
 
-    def get(kind: str, pooling: str, weighted: bool):
-        if (kind, pooling, weighted) not in cache:
+    def get(kind: str, pooling: str, layers: str):
+        if (kind, pooling, layers) not in cache:
             model, processor = build_model_and_processor(
-                *tiny_encoders(kind), projection_dim=16, audio_pooling=pooling, use_weighted_layer_sum=weighted
+                *tiny_encoders(kind), projection_dim=16, audio_pooling=pooling, audio_layer_pooling=layers
             )
-            if weighted:
+            if layers == "weighted_sum":
                 with torch.no_grad():
                     model.audio_layer_weights.copy_(torch.linspace(-1.0, 1.5, model.audio_layer_weights.numel()))
-            cache[(kind, pooling, weighted)] = (model.eval(), processor)
-        return cache[(kind, pooling, weighted)]
+            cache[(kind, pooling, layers)] = (model.eval(), processor)
+        return cache[(kind, pooling, layers)]
 
     return get
 
@@ -43,7 +45,7 @@ def hidden_states_alone(model, processor, clip) -> np.ndarray:
     weighted sum, as transformers' `use_weighted_layer_sum` heads take them, else `last_hidden_state`), or the
     short-input Whisper path's."""
     inputs = processor(audio=clip, sampling_rate=16000)
-    weighted = model.config.use_weighted_layer_sum
+    weighted = model.config.pools_all_layers
     with torch.no_grad():
         if model.config.audio_config.model_type == "whisper":
             states, _ = model.audio_tower.hidden_states(
@@ -57,25 +59,27 @@ def hidden_states_alone(model, processor, clip) -> np.ndarray:
 
 def expected_pooled(model, states: np.ndarray) -> np.ndarray:
     """The pooling written out in numpy: per-state mean and population std over frames, then the softmax-weighted
-    sum over states (or the last state), then the mean or [mean, std]."""
+    sum over states (or the last state) of the mean or [mean, std], or every state's, concatenated."""
     mean, std = states.mean(axis=1), states.std(axis=1)
-    if model.config.use_weighted_layer_sum:
+    per_state = mean if model.config.audio_pooling == "mean" else np.concatenate([mean, std], axis=1)
+    if model.config.audio_layer_pooling == "weighted_sum":
         logits = model.audio_layer_weights.detach().double().numpy()
         weights = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
-        mean, std = weights @ mean, weights @ std
-    else:
-        mean, std = mean[-1], std[-1]
-    return mean if model.config.audio_pooling == "mean" else np.concatenate([mean, std])
+        return weights @ per_state
+    if model.config.audio_layer_pooling == "concatenate":
+        return per_state.reshape(-1)
+    return per_state[-1]
 
 
 @pytest.mark.parametrize("kind", ["wavlm", "whisper"])
-@pytest.mark.parametrize(("pooling", "weighted"), OPTIONS, ids=IDS)
-def test_pooled_batch_equals_numpy_pooling_of_each_clip_alone(built, clips, kind, pooling, weighted):
-    model, processor = built(kind, pooling, weighted)
+@pytest.mark.parametrize(("pooling", "layers"), OPTIONS, ids=IDS)
+def test_pooled_batch_equals_numpy_pooling_of_each_clip_alone(built, clips, kind, pooling, layers):
+    model, processor = built(kind, pooling, layers)
     with torch.no_grad():
         batched = model.get_audio_pooled_output(**processor(audio=clips, sampling_rate=16000)).double().numpy()
     hidden = model.config.audio_config.hidden_size
-    assert batched.shape == (3, hidden * (2 if pooling == "statistics" else 1))
+    states = model.audio_tower.num_hidden_states(model.config.audio_config) if layers == "concatenate" else 1
+    assert batched.shape == (3, hidden * (2 if pooling == "statistics" else 1) * states)
     for row, clip in enumerate(clips):
         expected = expected_pooled(model, hidden_states_alone(model, processor, clip))
         np.testing.assert_allclose(batched[row], expected, rtol=1e-4, atol=1e-5)
@@ -83,32 +87,32 @@ def test_pooled_batch_equals_numpy_pooling_of_each_clip_alone(built, clips, kind
 
 
 @pytest.mark.parametrize("kind", ["wavlm", "whisper"])
-@pytest.mark.parametrize(("pooling", "weighted"), OPTIONS, ids=IDS)
-def test_embeddings_batched_equal_one_at_a_time(built, clips, kind, pooling, weighted):
-    model, processor = built(kind, pooling, weighted)
+@pytest.mark.parametrize(("pooling", "layers"), OPTIONS, ids=IDS)
+def test_embeddings_batched_equal_one_at_a_time(built, clips, kind, pooling, layers):
+    model, processor = built(kind, pooling, layers)
     with torch.no_grad():
         batched = model.get_audio_features(**processor(audio=clips, sampling_rate=16000))
         alone = torch.cat([model.get_audio_features(**processor(audio=clip, sampling_rate=16000)) for clip in clips])
     assert (batched - alone).abs().max().item() < 1e-5
 
 
-@pytest.mark.parametrize(("pooling", "weighted"), OPTIONS, ids=IDS)
-def test_cached_statistics_give_the_tower_paths_embeddings(built, clips, pooling, weighted):
-    """What the frozen-tower cache stores (`get_audio_layer_statistics`, every layer when weighted) reproduces the
-    tower path, so cache-served epochs train the very same function, layer weights included."""
-    model, processor = built("whisper", pooling, weighted)
+@pytest.mark.parametrize(("pooling", "layers"), OPTIONS, ids=IDS)
+def test_cached_statistics_give_the_tower_paths_embeddings(built, clips, pooling, layers):
+    """What the frozen-tower cache stores (`get_audio_layer_statistics`, every layer when the pooling reads them)
+    reproduces the tower path, so cache-served epochs train the very same function, layer weights included."""
+    model, processor = built("whisper", pooling, layers)
     inputs = processor(audio=clips, sampling_rate=16000)
     with torch.no_grad():
         statistics = model.get_audio_layer_statistics(**inputs)
         direct = model.get_audio_features(**inputs)
         cached = model.get_audio_features(audio_layer_statistics=statistics)
-    states = model.config.audio_config.encoder_layers + 1 if weighted else 1
+    states = model.config.audio_config.encoder_layers + 1 if layers != "last" else 1
     assert statistics.shape == (3, states, 2, model.config.audio_config.hidden_size)
     assert torch.equal(direct, cached)
 
 
 def test_layer_weights_learn_from_cached_statistics(built, clips):
-    model, processor = built("wavlm", "statistics", True)
+    model, processor = built("wavlm", "statistics", "weighted_sum")
     statistics = model.get_audio_layer_statistics(**processor(audio=clips, sampling_rate=16000)).detach()
     model.zero_grad()
     model.get_audio_features(audio_layer_statistics=statistics).sum().backward()
@@ -116,8 +120,9 @@ def test_layer_weights_learn_from_cached_statistics(built, clips):
     model.zero_grad()
 
 
-def test_silence_gives_finite_statistics_and_gradients(built):
-    model, processor = built("wavlm", "statistics", True)
+@pytest.mark.parametrize("layers", LAYER_POOLINGS)
+def test_silence_gives_finite_statistics_and_gradients(built, layers):
+    model, processor = built("wavlm", "statistics", layers)
     inputs = processor(audio=np.zeros(16000, dtype=np.float32), sampling_rate=16000)
     features = model.get_audio_features(**inputs)
     features.sum().backward()
@@ -128,38 +133,38 @@ def test_silence_gives_finite_statistics_and_gradients(built):
 
 @pytest.mark.parametrize("kind", ["wavlm", "whisper"])
 def test_pooling_options_survive_save_and_load(built, clips, kind, tmp_path):
-    model, processor = built(kind, "statistics", True)
+    model, processor = built(kind, "statistics", "weighted_sum")
     model.save_pretrained(tmp_path)
     reloaded = GEmoClapModel.from_pretrained(tmp_path).eval()
-    assert (reloaded.config.audio_pooling, reloaded.config.use_weighted_layer_sum) == ("statistics", True)
+    assert (reloaded.config.audio_pooling, reloaded.config.audio_layer_pooling) == ("statistics", "weighted_sum")
     assert torch.equal(reloaded.audio_layer_weights, model.audio_layer_weights)
     with torch.no_grad():
         inputs = processor(audio=clips, sampling_rate=16000)
         assert torch.equal(reloaded.get_audio_features(**inputs), model.get_audio_features(**inputs))
 
 
-def test_a_weighted_sum_needs_every_layers_statistics(built, clips):
-    model, processor = built("wavlm", "mean", True)
+@pytest.mark.parametrize("layers", ["weighted_sum", "concatenate"])
+def test_pooling_every_layer_needs_every_layers_statistics(built, clips, layers):
+    model, processor = built("wavlm", "mean", layers)
     last_only = torch.zeros(2, 1, 2, model.config.audio_config.hidden_size)
-    with pytest.raises(ValueError, match="weighted layer sum needs 3"):
+    with pytest.raises(ValueError, match=f"audio_layer_pooling='{layers}' needs all 3"):
         model.get_audio_features(audio_layer_statistics=last_only)
 
 
 def test_layer_weights_train_with_their_own_learning_rate(tiny_encoders, tmp_path):
     """A few hundred steps at the towers' learning rate barely move softmax layer weights started uniform:
     `layer_weights_learning_rate` gives them their own (without weight decay)."""
-    from test_training import build_tiny_dataset, tiny_overrides
-
-    import gemo_clap.train.loop as loop
+    from gemo_clap.train import loop
     from gemo_clap.train.config import TrainingConfig
+    from test_training import build_tiny_dataset, tiny_overrides
 
     dataset = build_tiny_dataset(tmp_path / "data")
     moved = {}
     for rate in (0.0, 0.05):
         changes = dict(freeze="audio", num_epochs=2, learning_rate=1e-4, layer_weights_learning_rate=rate)
         overrides = tiny_overrides(tiny_encoders("wavlm"), dataset, tmp_path / f"run-{rate}", **changes)
-        config = TrainingConfig.load(None, [*overrides, "model.use_weighted_layer_sum=true"])
-        model, _ = build_model_and_processor(*tiny_encoders("wavlm"), use_weighted_layer_sum=True)
+        config = TrainingConfig.load(None, [*overrides, "model.audio_layer_pooling=weighted_sum"])
+        model, _ = build_model_and_processor(*tiny_encoders("wavlm"), audio_layer_pooling="weighted_sum")
         groups = loop._parameter_groups(model, config)
         assert groups[1]["params"][0] is model.audio_layer_weights and groups[1]["weight_decay"] == 0.0
         assert groups[1]["lr"] == (rate or 1e-4)

@@ -1,11 +1,19 @@
-"""Cache of a frozen audio tower's per-layer pooled statistics, so training epochs are served from it alone.
+"""Caches of a frozen audio tower's outputs, so training epochs never rerun what does not train.
+
+Two kinds, one class:
+- statistics (`freeze=audio`): each utterance's per-layer pooled statistics `[states, 2, hidden]` (of the last
+  hidden state or of all); every epoch is served from them alone.
+- a layer input (`freeze=layers` with `freeze_layers=k`): each utterance's hidden state k (the input of layer k,
+  0-based; its real frames only, float16) and the statistics of the states below it `[k, 2, hidden]`, so only the
+  top layers run in an epoch. Memory: the file is read per utterance through a memory map, so a run holds about a
+  batch of it; on disk it takes utterances x frames x hidden x 2 bytes (EmoDB's 535 clips, whisper-base: 75 MB).
 
 `AudioFeatureCache.fill` runs the tower once over every utterance not cached yet (batched, longest first, split
-across processes, with a progress bar); afterwards `cached_split` turns a split into rows of cached tensors and
-labels, so a batch needs no audio decoding, no feature extraction and no tower. Entries are keyed by a fingerprint
+across processes, with a progress bar); `cached_split` then turns a split into rows of cached tensors and labels,
+so a batch needs no audio decoding, no feature extraction and no frozen layer. Entries are keyed by a fingerprint
 of the tower's weights and each utterance's cache key (id + audio hash), so a cache is never reused for another
-tower or changed audio; it persists atomically as one safetensors file per tower fingerprint and layer selection,
-shared by every fold and variant trained on the same tower."""
+tower or changed audio; it persists atomically as one safetensors file per tower fingerprint and kind, shared by
+every fold and variant trained on the same tower."""
 
 from __future__ import annotations
 
@@ -16,6 +24,7 @@ import datasets
 import torch
 from accelerate import Accelerator
 from accelerate.utils import gather_object
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import Dataset
@@ -23,8 +32,11 @@ from tqdm.auto import tqdm
 
 from ..atomic import atomic_path
 from ..modeling import GEmoClapModel, GEmoClapProcessor
+from ..modeling.modeling_gemo_clap import frame_statistics
 from ..processing.audio import SAMPLING_RATE, decode_example_audio
 from ..processing.collator import example_key
+
+LAYER_INPUT, LOWER_STATISTICS = "input", "lower"  # the two tensors of a layer-input entry: `<key>/input`, `<key>/lower`
 
 
 def module_fingerprint(module: nn.Module) -> str:
@@ -37,16 +49,52 @@ def module_fingerprint(module: nn.Module) -> str:
 
 
 class AudioFeatureCache:
-    """`GEmoClapModel.get_audio_layer_statistics` by utterance key, for one tower fingerprint and layer selection
-    (`layers`: "last" or "all"); persisted in `directory` when one is given."""
+    """A frozen tower's outputs by utterance key, for one tower fingerprint: per-layer statistics (`layers`: "last"
+    or "all") or, with `layer_input=k`, hidden state k and the statistics below it; persisted in `directory` when one
+    is given."""
 
-    def __init__(self, tower: nn.Module, directory: str | Path | None = None, layers: str = "last"):
-        self.fingerprint = module_fingerprint(tower)
-        name = f"audio-{self.fingerprint}-{layers}.safetensors"
-        self.path = Path(directory) / name if directory else None
-        self.entries: dict[str, torch.Tensor] = {}
+    def __init__(
+        self,
+        tower: nn.Module,
+        directory: str | Path | None = None,
+        layers: str = "last",
+        layer_input: int | None = None,
+    ):
+        self.fingerprint, self.layers, self.layer_input = module_fingerprint(tower), layers, layer_input
+        kind = layers if layer_input is None else f"layer{layer_input}"
+        self.path = Path(directory) / f"audio-{self.fingerprint}-{kind}.safetensors" if directory else None
+        self.entries: dict[str, torch.Tensor] = {}  # in memory: what `fill` computed, or the whole statistics file
+        self.stored: set[str] = set()  # keys held in the file (a layer-input file is read through a memory map)
+        self._handle = None  # the open file, once a layer-input entry is read from it
         if self.path is not None and self.path.exists():
-            self.entries = load_file(str(self.path))
+            if layer_input is None:
+                self.entries = load_file(str(self.path))
+            else:
+                with safe_open(str(self.path), framework="pt") as handle:
+                    self.stored = set(handle.keys())
+
+    def __contains__(self, key: str) -> bool:
+        name = key if self.layer_input is None else f"{key}/{LAYER_INPUT}"
+        return name in self.entries or name in self.stored
+
+    @torch.no_grad()
+    def _compute(self, model: GEmoClapModel, inputs: dict) -> list[dict[str, torch.Tensor]]:
+        """Per utterance of a batch, the tensors to cache (names relative to its key)."""
+        if self.layer_input is None:
+            statistics = model.get_audio_layer_statistics(**inputs, all_layers=self.layers == "all").cpu()
+            return [{"": row} for row in statistics]
+        audio = inputs[model.audio_tower.input_name]
+        states, frame_mask = model.audio_tower.hidden_states(
+            model.audio_model, audio, inputs["audio_attention_mask"], model.config.max_audio_seconds, all_layers=True
+        )
+        k = self.layer_input
+        lower = frame_statistics(torch.stack(states[:k], dim=1), frame_mask) if k else None
+        rows = []
+        for index, frames in enumerate(frame_mask.sum(dim=1).tolist()):
+            hidden = states[k][index, :frames].to(torch.float16).cpu()
+            below = lower[index].cpu() if lower is not None else torch.zeros(0, 2, hidden.shape[-1])
+            rows.append({f"/{LAYER_INPUT}": hidden, f"/{LOWER_STATISTICS}": below})
+        return rows
 
     @torch.no_grad()
     def fill(
@@ -57,14 +105,14 @@ class AudioFeatureCache:
         accelerator: Accelerator,
         batch_size: int,
     ) -> int:
-        """Compute the statistics of every utterance of `splits` not cached yet, once: longest first in batches of
+        """Compute the entries of every utterance of `splits` not cached yet, once: longest first in batches of
         `batch_size`, the work split across processes and gathered so every process holds all of it; the main
         process saves the cache. Returns how many utterances the tower ran on."""
         todo = {}
         for split in splits:
             for index, example in enumerate(split.select_columns(["id", "audio", "duration"])):
                 key = example_key(example)
-                if key not in self.entries and key not in todo:
+                if key not in self and key not in todo:
                     todo[key] = (split, index, example["duration"])
         keys = sorted(todo, key=lambda key: -todo[key][2])
         was_training = model.training
@@ -76,32 +124,48 @@ class AudioFeatureCache:
             for batch in bar:
                 audio = [decode_example_audio(todo[key][0][todo[key][1]]["audio"]) for key in batch]
                 inputs = processor(audio=audio, sampling_rate=SAMPLING_RATE).to(model.device)
-                statistics = model.get_audio_layer_statistics(**inputs).cpu()
-                computed += list(zip(batch, statistics))
+                for key, tensors in zip(batch, self._compute(model, inputs)):
+                    computed += [
+                        (key + suffix, tensor.clone(memory_format=torch.contiguous_format))
+                        for suffix, tensor in tensors.items()
+                    ]
         model.train(was_training)
         if accelerator.num_processes > 1:
             computed = gather_object(computed)
-        self.entries.update({key: statistics.clone() for key, statistics in computed})
+        self.entries.update(computed)
         if keys and accelerator.is_main_process:
             self.save()
         return len(keys)
 
     def save(self) -> None:
-        """Write the cache atomically (temp file renamed into place)."""
+        """Write the cache atomically (temp file renamed into place), with what an earlier file held."""
         if self.path is None or not self.entries:
             return
+        entries = dict(self.entries)
+        if self.stored:
+            entries.update({name: self.tensor(name) for name in self.stored - set(entries)})
+            self._handle = None  # the file is about to be replaced
         with atomic_path(self.path, unique=True) as partial:
-            save_file(self.entries, str(partial))
+            save_file(entries, str(partial))
+        if self.layer_input is not None:  # from now on read through the memory map, not held in memory
+            self.stored, self.entries = set(entries), {}
+
+    def tensor(self, name: str) -> torch.Tensor:
+        """One cached tensor (from memory, or read from the file through its memory map)."""
+        if name in self.entries:
+            return self.entries[name]
+        if self._handle is None:
+            self._handle = safe_open(str(self.path), framework="pt")
+        return self._handle.get_tensor(name)
 
     def cached_split(self, split: datasets.Dataset) -> CachedSplit:
-        """The rows of `split` as cached statistics and labels (every utterance must be cached: see `fill`)."""
+        """The rows of `split` as cached tensors and labels (every utterance must be cached: see `fill`)."""
         columns = [name for name in ("id", "audio", "emotion", "gender") if name in split.column_names]
-        rows = split.select_columns(columns)
-        return CachedSplit(
-            torch.stack([self.entries[example_key(example)] for example in rows]),
-            list(split["emotion"]),
-            list(split["gender"]) if "gender" in split.column_names else None,
-        )
+        keys = [example_key(example) for example in split.select_columns(columns)]
+        genders = list(split["gender"]) if "gender" in split.column_names else None
+        if self.layer_input is None:
+            return CachedSplit(torch.stack([self.entries[key] for key in keys]), list(split["emotion"]), genders)
+        return CachedLayerInputs(self, keys, list(split["emotion"]), genders)
 
 
 class CachedSplit(Dataset):
@@ -113,8 +177,28 @@ class CachedSplit(Dataset):
     def __len__(self) -> int:
         return len(self.emotions)
 
-    def __getitem__(self, index: int) -> dict:
-        row = {"audio_layer_statistics": self.statistics[index], "emotion": self.emotions[index]}
+    def labels(self, index: int) -> dict:
+        row = {"emotion": self.emotions[index]}
         if self.genders is not None:
             row["gender"] = self.genders[index]
         return row
+
+    def __getitem__(self, index: int) -> dict:
+        return {"audio_layer_statistics": self.statistics[index], **self.labels(index)}
+
+
+class CachedLayerInputs(CachedSplit):
+    """A split as rows `{"audio_layer_input", "audio_lower_statistics", "emotion", "gender"}`, read from a layer-input
+    cache one utterance at a time."""
+
+    def __init__(self, cache: AudioFeatureCache, keys: list[str], emotions: list[int], genders: list[int] | None):
+        super().__init__(torch.empty(0), emotions, genders)
+        self.cache, self.keys = cache, keys
+
+    def __getitem__(self, index: int) -> dict:
+        key = self.keys[index]
+        return {
+            "audio_layer_input": self.cache.tensor(f"{key}/{LAYER_INPUT}").float(),
+            "audio_lower_statistics": self.cache.tensor(f"{key}/{LOWER_STATISTICS}"),
+            **self.labels(index),
+        }

@@ -12,10 +12,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from .cli_train import config_from_args
 from .config import TrainingConfig
+from .evaluation.probe import PROBE_CS, PROBE_LAYERS
 
 REPORT_FILES = ("results.json", "results.md")
 
@@ -35,6 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--keep-checkpoints",
         action="store_true",
         help="keep a finished fold's checkpoints (by default removed: its model folder and results stay)",
+    )
+    parser.add_argument(
+        "--probe",
+        action="store_true",
+        help="also report the linear probes of the frozen pretrained audio tower on the same folds: logistic "
+        "regression on the standardised mean+std of every hidden state, and of the last one",
     )
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
 
@@ -82,12 +90,15 @@ def cross_validate(
     resume: bool = False,
     overwrite: bool = False,
     keep_checkpoints: bool = False,
+    probes: Sequence[str] = (),
 ) -> dict[str, Path]:
     """Train/test each (variant, seed, fold); returns the written report files. A finished fold's checkpoints are
-    removed unless `keep_checkpoints` (a 5-fold x 3-variant run would keep gigabytes of optimiser states)."""
+    removed unless `keep_checkpoints` (a 5-fold x 3-variant run would keep gigabytes of optimiser states). `probes`
+    ("all", "last") adds the linear probes of the frozen pretrained audio tower on the same folds."""
     from ..atomic import discard, remove
     from ..modeling import VARIANTS
     from .data import load_built_dataset
+    from .evaluation.probe import frozen_tower_statistics, probe_fold_results, probe_name
     from .evaluation.report import write_report
     from .loop import claim_output_dir, train
 
@@ -105,7 +116,13 @@ def cross_validate(
     seeds = seeds or [config.seed]
     if overwrite:
         discard(owned, root)
+    cache_dir = config.audio_cache_dir or str(root / "audio_cache")
+    label_names = dataset.features["emotion"].names
     results: dict[str, list[dict]] = {}
+    if probes:  # before training: the frozen tower runs once, sharing the runs' cache
+        statistics = frozen_tower_statistics(config, dataset, cache_dir)
+        for layers in probes:
+            results[probe_name(layers)] = probe_fold_results(dataset, statistics, folds, layers, label_names)
     for variant in variants:
         for seed in seeds:
             for fold in folds:
@@ -115,7 +132,7 @@ def cross_validate(
                     seed=seed,
                     test_fold=fold,
                     output_dir=str(folder),
-                    audio_cache_dir=config.audio_cache_dir or str(root / "audio_cache"),
+                    audio_cache_dir=cache_dir,
                 )
                 finished = folder / "test_results.json"
                 if resume and finished.is_file():
@@ -132,7 +149,13 @@ def cross_validate(
                         remove(folder / "checkpoints")
                 results.setdefault(variant, []).append({"seed": seed, **metrics} if len(seeds) > 1 else metrics)
     protocol = protocol_lines(config, dataset, folds, seeds)
-    return write_report(root, results, dataset.features["emotion"].names, protocol)
+    if probes:
+        protocol.append(
+            "probes: the frozen pretrained audio tower's mean and std over real frames (of every hidden state, or "
+            "the last), standardised, into logistic regression with C in "
+            f"{list(PROBE_CS)} chosen by leave-one-fold-out UAR on the training folds"
+        )
+    return write_report(root, results, label_names, protocol)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -142,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
         config.with_model(variant=variant)  # validates each variant name
     folds = [int(fold) for fold in args.folds.split(",")] if args.folds else None
     seeds = [int(seed) for seed in args.seeds.split(",")] if args.seeds else None
+    probes = list(PROBE_LAYERS) if args.probe else []
     paths = cross_validate(
         config,
         variants,
@@ -150,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
         overwrite=args.overwrite,
         keep_checkpoints=args.keep_checkpoints,
+        probes=probes,
     )
     print(Path(paths["results_md"]).read_text())
     print(f"results written to {Path(paths['results_json']).parent}")

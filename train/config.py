@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from ..modeling import GEmoClapConfig
-from ..modeling.configuration_gemo_clap import RENAMED_FIELDS
+from ..modeling.configuration_gemo_clap import RENAMED_FIELDS, current_setting
 
 FREEZE_MODES = ("none", "feature_encoder", "layers", "audio")
 PRECISIONS = ("no", "fp16", "bf16")
@@ -54,7 +54,7 @@ class TrainingConfig:
     validation_fraction: float = 0.1
     # optimisation
     learning_rate: float = 1e-5
-    # of the audio layer weights (use_weighted_layer_sum): a few hundred steps at learning_rate barely move them
+    # of the audio layer weights (audio_layer_pooling=weighted_sum): a few hundred steps at learning_rate barely move them
     layer_weights_learning_rate: float = 0.0  # 0: learning_rate
     weight_decay: float = 0.01
     batch_size: int = 8
@@ -73,6 +73,9 @@ class TrainingConfig:
     freeze: str = "none"
     freeze_layers: int = 0
     freeze_text_embeddings: bool = False  # the text tower's token embeddings (the prompts use a few of their rows)
+    # the whole text tower: each prompt's first-token state is computed once per run and no step runs the tower;
+    # the text projection still trains (it can place each prompt anywhere in the shared space)
+    freeze_text: bool = False
     cache_audio_features: bool = True  # with freeze=audio: compute the tower once, serve every epoch from the cache
     audio_cache_dir: str = ""  # default: <output_dir>/audio_cache; cross-validation shares one across folds
     # outputs and checkpoints
@@ -172,15 +175,13 @@ class TrainingConfig:
                 if not isinstance(value, dict):
                     raise ValueError(f"{source}: model must be a mapping of model settings, got {value!r}")
                 for name, setting in value.items():
-                    current = _model_key(name, source)
-                    model[current] = _coerce(name, MODEL_SETTINGS[current], setting, source)
+                    model.update([_model_setting(name, setting, source)])
             elif key.startswith("model."):
-                name = _model_key(key.removeprefix("model."), source)
-                model[name] = _coerce(name, MODEL_SETTINGS[name], value, source)
+                model.update([_model_setting(key.removeprefix("model."), value, source)])
             elif key in MODEL_SETTINGS or key in RENAMED_FIELDS:
-                name = _model_key(key, source)
+                name, setting = _model_setting(key, value, source)
                 warnings.warn(f"{source}: {key!r} is a model setting, now written model.{name}", FutureWarning)
-                model[name] = _coerce(key, MODEL_SETTINGS[name], value, source)
+                model[name] = setting
             elif key in known:
                 values[key] = _coerce(key, known[key], value, source)
             else:
@@ -215,12 +216,13 @@ def _unknown(key: str, known) -> str:
     return f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
 
 
-def _model_key(name: str, source: str) -> str:
-    """A model setting's current name; unknown names are an error naming `source`."""
-    name = RENAMED_FIELDS.get(name, name)
-    if name not in MODEL_SETTINGS:
-        raise ValueError(f"{source}: model: {_unknown(name, MODEL_SETTINGS)}")
-    return name
+def _model_setting(name: str, value: Any, source: str) -> tuple[str, Any]:
+    """A model setting's current name and its checked value (a setting saved under an old name renamed, its value
+    translated); unknown names are an error naming `source`."""
+    current, value = current_setting(name, value)
+    if current not in MODEL_SETTINGS:
+        raise ValueError(f"{source}: model: {_unknown(current, MODEL_SETTINGS)}")
+    return current, _coerce(name, MODEL_SETTINGS[current], value, source)
 
 
 def _coerce(name: str, kind: str, value: Any, source: str) -> Any:

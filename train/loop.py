@@ -40,6 +40,7 @@ from .audio_cache import AudioFeatureCache
 from .config import TRAINING_CONFIG_NAME, TrainingConfig
 from .data import FoldSplits, LengthGroupedSampler, fold_splits, load_built_dataset
 from .evaluation.zero_shot import score, zero_shot_predictions
+from .standardisation import fit_audio_standardisation
 from .towers import build_model_and_processor
 
 logger = logging.getLogger(__name__)
@@ -140,7 +141,9 @@ def _build_model(
         model.freeze_feature_encoder()
     elif config.freeze == "layers":
         model.freeze_audio_layers(config.freeze_layers)
-    if config.freeze_text_embeddings:
+    if config.freeze_text:
+        model.text_model.requires_grad_(False)
+    elif config.freeze_text_embeddings:
         model.text_model.get_input_embeddings().requires_grad_(False)
     if config.text_attn_implementation:
         model.text_model.set_attn_implementation(config.text_attn_implementation)
@@ -177,15 +180,18 @@ def _data_loaders(
     output_dir: Path,
 ) -> tuple[DataLoader, dict[str, DataLoader]]:
     """The training loader and the validation/test loaders: rows of cached tower statistics when the frozen tower
-    is cached (it runs here, once per utterance not cached yet), else rows of audio (length-grouped if asked)."""
+    is cached (it runs here, once per utterance not cached yet), else rows of audio (length-grouped if asked).
+    The evaluation loaders include "train_in_order": the training split unshuffled (for the standardisation)."""
     named_splits = {"train": splits.train, "validation": splits.validation, "test": splits.test}
     named_splits = {name: split for name, split in named_splits.items() if split is not None}
-    cached = config.freeze == "audio" and config.cache_audio_features
-    if cached:  # the frozen tower runs once per utterance; every epoch is served from the cache
+    layer_input = _cached_layer_input(config, model)
+    cached = config.cache_audio_features and (config.freeze == "audio" or layer_input is not None)
+    if cached:  # the frozen tower (or its frozen bottom) runs once per utterance; every epoch is served from the cache
         cache = AudioFeatureCache(
             model.audio_model,
             config.audio_cache_dir or output_dir / "audio_cache",
-            layers="all" if model.config.use_weighted_layer_sum else "last",
+            layers="all" if model.config.pools_all_layers else "last",
+            layer_input=layer_input,
         )
         cache.fill(model, processor, list(named_splits.values()), accelerator, config.eval_batch_size)
         named_splits = {name: cache.cached_split(split) for name, split in named_splits.items()}
@@ -194,13 +200,14 @@ def _data_loaders(
         sampler = LengthGroupedSampler(list(splits.train["duration"]), config.batch_size, config.seed)
     # its own generator: iterator seeds never draw from the global RNG, so a resumed run keeps the dropout masks
     train_loader = DataLoader(
-        named_splits.pop("train"),
+        named_splits["train"],
         batch_size=config.batch_size,
         shuffle=sampler is None,
         sampler=sampler,
         collate_fn=collator,
         generator=torch.Generator().manual_seed(config.seed),
     )
+    named_splits["train_in_order"] = named_splits.pop("train")
     eval_loaders = {
         name: DataLoader(split, batch_size=config.eval_batch_size, collate_fn=collator)
         for name, split in named_splits.items()
@@ -208,8 +215,89 @@ def _data_loaders(
     return train_loader, eval_loaders
 
 
-def train(config: TrainingConfig, resume: bool = False, overwrite: bool = False) -> TrainResult:
-    """Train on every fold but `config.test_fold`, choose the best epoch on validation, evaluate on the test fold."""
+def _cached_layer_input(config: TrainingConfig, model: GEmoClapModel) -> int | None:
+    """With `freeze=layers`, the hidden state a cache serves (the input of the first trainable layer), when the
+    tower can run from it and some layer trains; else None (the tower runs every batch)."""
+    if config.freeze != "layers" or not config.cache_audio_features:
+        return None
+    if not model.audio_tower.supports_layer_inputs:
+        logger.info("%s towers run every batch with freeze=layers", model.config.audio_config.model_type)
+        return None
+    if config.freeze_layers >= len(model.audio_tower.layers(model.audio_model)):
+        return None
+    return config.freeze_layers
+
+
+class FrozenPrompts:
+    """With `freeze_text`, the first-token text states of every emotion (and gender) prompt, computed once: each
+    batch's prompts are rows of these, so no step runs the text tower."""
+
+    def __init__(self, model: GEmoClapModel, collator: GEmoClapCollator):
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            self.emotion, self.gender = (
+                model.get_text_pooled_output(
+                    prompts.input_ids.to(model.device), prompts.attention_mask.to(model.device)
+                )
+                for prompts in (collator.emotion_prompts, collator.gender_prompts)
+            )
+        model.train(was_training)
+
+    def apply(self, batch: dict) -> dict:
+        """The batch with its prompts' token ids replaced by the states of all prompts, indexed by label."""
+        for prefix, states, labels in (("", self.emotion, "emotion_labels"), ("gender_", self.gender, "gender_labels")):
+            if f"{prefix}input_ids" in batch:
+                del batch[f"{prefix}input_ids"], batch[f"{prefix}attention_mask"]
+                batch[f"{prefix}text_pooled_output"] = states
+                batch[f"{prefix}prompt_index"] = batch[labels]
+        return batch
+
+
+@dataclass
+class _Run:
+    """What the stages of one training run share."""
+
+    config: TrainingConfig
+    output_dir: Path
+    accelerator: Accelerator
+    splits: FoldSplits
+    model: torch.nn.Module  # prepared (DDP-wrapped with several processes)
+    unwrapped: GEmoClapModel
+    processor: GEmoClapProcessor
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    train_loader: DataLoader
+    eval_loaders: dict[str, DataLoader]
+    criterion: GEmoClapLoss
+    progress: TrainingProgress
+    provenance: dict
+    frozen_prompts: FrozenPrompts | None
+    steps_per_epoch: int
+    best_weights: dict | None = None  # the best epoch's weights (on the CPU)
+    unsaved: bool = False  # whether the model folder lags behind `best_weights`
+
+    @property
+    def model_dir(self) -> Path:
+        return self.output_dir / "model"
+
+    def predictions(self, split: str) -> dict:
+        """Zero-shot scores of a split's utterances with the model as it stands."""
+        outputs = zero_shot_predictions(
+            self.model,
+            self.processor,
+            self.eval_loaders[split],
+            self.accelerator,
+            self.splits.emotion_names,
+            self.unwrapped.config.prompt_template,
+            self.splits.gender_names,
+        )
+        return score(outputs, self.splits.emotion_names, self.splits.gender_names)
+
+
+def _prepare(config: TrainingConfig, resume: bool, overwrite: bool) -> _Run:
+    """Accelerator, data, model (standardisation measured on the training split), optimiser, schedule, and the
+    state of a resumed run."""
     output_dir = Path(config.output_dir)
     claim_output_dir(output_dir, existing_run(output_dir), resume, overwrite)
     accelerator = Accelerator(
@@ -232,146 +320,179 @@ def train(config: TrainingConfig, resume: bool = False, overwrite: bool = False)
         output_dir.mkdir(parents=True, exist_ok=True)
         config.save(output_dir / TRAINING_CONFIG_NAME)
     accelerator.wait_for_everyone()
-    provenance = config.provenance(corpus=config.corpus or dataset.info.dataset_name or "custom")
-    template, genders = model.config.prompt_template, splits.gender_names
     collator = GEmoClapCollator(
         processor,
         splits.emotion_names,
         splits.gender_names,
-        template,
+        model.config.prompt_template,
         model.config.gender_prompt_template,
         with_gender_prompts=variant.needs_gender_prompts,
     )
     train_loader, eval_loaders = _data_loaders(config, splits, collator, model, processor, accelerator, output_dir)
+    if model.config.audio_standardisation:  # a resumed run's checkpoint restores the same values
+        fit_audio_standardisation(model, eval_loaders.pop("train_in_order"))
+    else:
+        eval_loaders.pop("train_in_order")
+    frozen_prompts = FrozenPrompts(model, collator) if config.freeze_text else None
     optimizer = torch.optim.AdamW(  # fused: one kernel over all parameters (several times faster on a CPU)
         _parameter_groups(model, config), lr=config.learning_rate, weight_decay=config.weight_decay, fused=True
     )
-    # on the whole epoch, before sharding: accelerate steps a prepared scheduler once per process and step
+    # on the whole epoch, before sharding: accelerate steps a prepared scheduler once per process
     global_steps_per_epoch = math.ceil(len(train_loader) / config.gradient_accumulation_steps)
     scheduler = get_linear_schedule_with_warmup(
         optimizer,
         num_warmup_steps=int(config.warmup_epochs * global_steps_per_epoch),
         num_training_steps=config.num_epochs * global_steps_per_epoch,
     )
-    model, optimizer, train_loader, scheduler, *prepared = accelerator.prepare(
+    prepared_model, optimizer, train_loader, scheduler, *prepared = accelerator.prepare(
         model, optimizer, train_loader, scheduler, *eval_loaders.values()
     )
-    eval_loaders = dict(zip(eval_loaders, prepared))
-    steps_per_epoch = math.ceil(len(train_loader) / config.gradient_accumulation_steps)  # this process's share
     progress = TrainingProgress()
     accelerator.register_for_checkpointing(progress)
-    unwrapped = accelerator.unwrap_model(model)
-    criterion = GEmoClapLoss.from_config(unwrapped.config, gather=config.gather_global_batch)
-
     if resume and checkpoints(output_dir):
         newest = checkpoints(output_dir)[-1]
         accelerator.print(f"resuming from {newest}")
         accelerator.load_state(str(newest))
     accelerator.init_trackers(TRACKER_PROJECT, config={k: str(v) for k, v in config.to_dict().items()})
-
-    bar = tqdm(
-        total=config.num_epochs * steps_per_epoch,
-        initial=progress.completed_steps,
-        disable=not accelerator.is_local_main_process,
-        desc="training",
+    unwrapped = accelerator.unwrap_model(prepared_model)
+    return _Run(
+        config=config,
+        output_dir=output_dir,
+        accelerator=accelerator,
+        splits=splits,
+        model=prepared_model,
+        unwrapped=unwrapped,
+        processor=processor,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        train_loader=train_loader,
+        eval_loaders=dict(zip(eval_loaders, prepared)),
+        criterion=GEmoClapLoss.from_config(unwrapped.config, gather=config.gather_global_batch),
+        progress=progress,
+        provenance=config.provenance(corpus=config.corpus or dataset.info.dataset_name or "custom"),
+        frozen_prompts=frozen_prompts,
+        steps_per_epoch=math.ceil(len(train_loader) / config.gradient_accumulation_steps),  # this process's share
     )
-    model_dir = output_dir / "model"
-    best_weights, unsaved = None, False  # the best epoch's weights (on the CPU), and whether the model folder lags
-    for epoch in range(progress.epoch, config.num_epochs):
-        model.train()
-        if config.freeze == "audio":
-            unwrapped.audio_model.eval()  # a frozen tower runs without dropout, so its cached outputs are exact
-        train_loader.set_epoch(epoch)
-        batches = train_loader
-        if progress.batches_done:  # resuming mid-epoch: the sampler's order for this epoch, minus what was done
-            batches = accelerator.skip_first_batches(train_loader, progress.batches_done)
-        epoch_started, padded, audio_frames = time.monotonic(), 0, 0
-        for batch in batches:
-            with accelerator.accumulate(model):
-                emotion_labels, gender_labels = batch.pop("emotion_labels"), batch.pop("gender_labels", None)
-                batch.pop("cache_keys", None)
-                if "audio_attention_mask" in batch:
-                    padded += int((batch["audio_attention_mask"] == 0).sum())
-                    audio_frames += batch["audio_attention_mask"].numel()
-                outputs = model(**batch, return_loss=False)
-                loss = criterion(
-                    outputs.audio_embeds,
-                    outputs.text_embeds,
-                    (outputs.logit_scale_audio, outputs.logit_scale_text),
-                    emotion_labels,
-                    gender_labels,
-                    outputs.gender_text_embeds,
-                )
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and config.max_grad_norm > 0:
-                    accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
-            progress.epoch_loss += loss.item()
-            progress.batches_done += 1
-            if accelerator.sync_gradients:
-                progress.completed_steps += 1
-                bar.update(1)
-                if config.checkpoint_every_steps and progress.completed_steps % config.checkpoint_every_steps == 0:
-                    _save_checkpoint(accelerator, output_dir, progress, config.keep_checkpoints)
 
-        record = {
-            "epoch": epoch,
-            "train_loss": progress.epoch_loss / max(progress.batches_done, 1),
-            "lr": scheduler.get_last_lr()[0],
-            "train_seconds": time.monotonic() - epoch_started,
-        }
-        if audio_frames:
-            record["audio_padding"] = padded / audio_frames  # this process's share of the epoch
-        if "validation" in eval_loaders:
-            outputs = zero_shot_predictions(
-                model, processor, eval_loaders["validation"], accelerator, splits.emotion_names, template, genders
+
+def _train_epoch(run: _Run, epoch: int, bar: tqdm) -> dict:
+    """One pass over the training batches (the rest of it, when resuming mid-epoch); returns the epoch's record."""
+    config, accelerator, model, progress = run.config, run.accelerator, run.model, run.progress
+    model.train()
+    if config.freeze == "audio":
+        run.unwrapped.audio_model.eval()  # a frozen tower runs without dropout, so its cached outputs are exact
+    if config.freeze_text:
+        run.unwrapped.text_model.eval()  # likewise the frozen text tower and its prompt states
+    run.train_loader.set_epoch(epoch)
+    batches = run.train_loader
+    if progress.batches_done:  # resuming mid-epoch: the sampler's order for this epoch, minus what was done
+        batches = accelerator.skip_first_batches(run.train_loader, progress.batches_done)
+    started, padded, audio_frames = time.monotonic(), 0, 0
+    for batch in batches:
+        if run.frozen_prompts is not None:
+            batch = run.frozen_prompts.apply(batch)
+        with accelerator.accumulate(model):
+            emotion_labels, gender_labels = batch.pop("emotion_labels"), batch.pop("gender_labels", None)
+            if "audio_attention_mask" in batch:
+                padded += int((batch["audio_attention_mask"] == 0).sum())
+                audio_frames += batch["audio_attention_mask"].numel()
+            outputs = model(**batch, return_loss=False)
+            loss = run.criterion(
+                outputs.audio_embeds,
+                outputs.text_embeds,
+                (outputs.logit_scale_audio, outputs.logit_scale_text),
+                emotion_labels,
+                gender_labels,
+                outputs.gender_text_embeds,
             )
-            metrics = score(outputs, splits.emotion_names, splits.gender_names)
-            record.update(validation_war=metrics["war"], validation_uar=metrics["uar"])
-        accelerator.log(record, step=epoch)
-        accelerator.print(json.dumps(record))
-        progress.history.append(record)
-        validation_uar = record.get("validation_uar")
-        improved = validation_uar is None or validation_uar > progress.best_uar  # no validation: the last epoch
-        if improved:
-            progress.best_uar, progress.best_epoch = validation_uar if validation_uar is not None else -1.0, epoch
-            best_weights = {name: value.detach().to("cpu", copy=True) for name, value in unwrapped.state_dict().items()}
-            unsaved = True
-        progress.epoch, progress.batches_done, progress.epoch_loss = epoch + 1, 0, 0.0
-        checkpoint_now = progress.epoch == config.num_epochs or progress.epoch % config.checkpoint_every_epochs == 0
-        if checkpoint_now and unsaved:  # the model folder always belongs with the newest checkpoint
-            if accelerator.is_main_process:
-                with atomic_path(model_dir) as folder:
-                    if improved:
-                        _save_model(unwrapped, processor, folder)
-                    else:
-                        _save_model(unwrapped, processor, folder, best_weights)
-                    (folder / TRAINING_CONFIG_NAME).write_text(json.dumps(provenance, indent=2))
-            unsaved = False
-        if checkpoint_now:
-            _save_checkpoint(accelerator, output_dir, progress, config.keep_checkpoints)
-    bar.close()
+            accelerator.backward(loss)
+            if accelerator.sync_gradients and config.max_grad_norm > 0:
+                accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            run.optimizer.step()
+            run.scheduler.step()
+            run.optimizer.zero_grad()
+        progress.epoch_loss += loss.item()
+        progress.batches_done += 1
+        if accelerator.sync_gradients:
+            progress.completed_steps += 1
+            bar.update(1)
+            if config.checkpoint_every_steps and progress.completed_steps % config.checkpoint_every_steps == 0:
+                _save_checkpoint(accelerator, run.output_dir, progress, config.keep_checkpoints)
+    record = {
+        "epoch": epoch,
+        "train_loss": progress.epoch_loss / max(progress.batches_done, 1),
+        "lr": run.scheduler.get_last_lr()[0],
+        "train_seconds": time.monotonic() - started,
+    }
+    if audio_frames:
+        record["audio_padding"] = padded / audio_frames  # this process's share of the epoch
+    return record
 
+
+def _end_epoch(run: _Run, epoch: int, record: dict) -> None:
+    """Validation, the best epoch's weights, logging, and the model folder and checkpoint when one is due."""
+    config, accelerator, progress = run.config, run.accelerator, run.progress
+    if "validation" in run.eval_loaders:
+        metrics = run.predictions("validation")
+        record.update(validation_war=metrics["war"], validation_uar=metrics["uar"])
+    accelerator.log(record, step=epoch)
+    accelerator.print(json.dumps(record))
+    progress.history.append(record)
+    validation_uar = record.get("validation_uar")
+    improved = validation_uar is None or validation_uar > progress.best_uar  # no validation: the last epoch
+    if improved:
+        progress.best_uar, progress.best_epoch = validation_uar if validation_uar is not None else -1.0, epoch
+        run.best_weights = {
+            name: value.detach().to("cpu", copy=True) for name, value in run.unwrapped.state_dict().items()
+        }
+        run.unsaved = True
+    progress.epoch, progress.batches_done, progress.epoch_loss = epoch + 1, 0, 0.0
+    checkpoint_now = progress.epoch == config.num_epochs or progress.epoch % config.checkpoint_every_epochs == 0
+    if checkpoint_now and run.unsaved:  # the model folder always belongs with the newest checkpoint
+        if accelerator.is_main_process:
+            with atomic_path(run.model_dir) as folder:
+                _save_model(run.unwrapped, run.processor, folder, None if improved else run.best_weights)
+                (folder / TRAINING_CONFIG_NAME).write_text(json.dumps(run.provenance, indent=2))
+        run.unsaved = False
+    if checkpoint_now:
+        _save_checkpoint(accelerator, run.output_dir, progress, config.keep_checkpoints)
+
+
+def _finish(run: _Run) -> TrainResult:
+    """The best epoch's weights scored on the test fold; `test_results.json`; the processes released."""
+    accelerator = run.accelerator
     accelerator.wait_for_everyone()
-    if best_weights is None:  # a resumed run whose best epoch came before the resume: from the model folder
-        best_weights = GEmoClapModel.from_pretrained(model_dir).state_dict()
-    unwrapped.load_state_dict(best_weights)
-    outputs = zero_shot_predictions(
-        model, processor, eval_loaders["test"], accelerator, splits.emotion_names, template, genders
-    )
-    test_metrics = {"fold": config.test_fold, **score(outputs, splits.emotion_names, splits.gender_names)}
+    if run.best_weights is None:  # a resumed run whose best epoch came before the resume: from the model folder
+        run.best_weights = GEmoClapModel.from_pretrained(run.model_dir).state_dict()
+    run.unwrapped.load_state_dict(run.best_weights)
+    test_metrics = {"fold": run.config.test_fold, **run.predictions("test")}
     accelerator.log({"test_war": test_metrics["war"], "test_uar": test_metrics["uar"]})
     if accelerator.is_main_process:
-        (output_dir / "test_results.json").write_text(json.dumps(test_metrics, indent=2))
+        with atomic_path(run.output_dir / "test_results.json", unique=True) as partial:
+            partial.write_text(json.dumps(test_metrics, indent=2))
     # The DDP wrapper goes first, so the process group's last reference is torch's registry (emptied by
     # end_training), whose release lets go of the GIL: released from DDP's reducer, a gloo group joins its worker
     # threads holding the GIL, and a worker still dropping the last gather's tensors needs it (a deadlock).
     accelerator.free_memory()  # accelerate's references to it
-    del model  # and ours
+    run.model = None  # and ours
     accelerator.end_training()
-    return TrainResult(output_dir, model_dir, test_metrics, progress.best_epoch, progress.history)
+    progress = run.progress
+    return TrainResult(run.output_dir, run.model_dir, test_metrics, progress.best_epoch, progress.history)
+
+
+def train(config: TrainingConfig, resume: bool = False, overwrite: bool = False) -> TrainResult:
+    """Train on every fold but `config.test_fold`, choose the best epoch on validation, evaluate on the test fold."""
+    run = _prepare(config, resume, overwrite)
+    bar = tqdm(
+        total=config.num_epochs * run.steps_per_epoch,
+        initial=run.progress.completed_steps,
+        disable=not run.accelerator.is_local_main_process,
+        desc="training",
+    )
+    for epoch in range(run.progress.epoch, config.num_epochs):
+        _end_epoch(run, epoch, _train_epoch(run, epoch, bar))
+    bar.close()
+    return _finish(run)
 
 
 def _save_model(

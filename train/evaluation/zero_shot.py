@@ -13,7 +13,15 @@ from tqdm.auto import tqdm
 from ...modeling import VARIANTS, GEmoClapModel, GEmoClapProcessor
 from .metric_loading import ser_metric
 
-AUDIO_INPUTS = ("input_values", "input_features", "audio_attention_mask", "audio_layer_statistics")
+AUDIO_INPUTS = (  # what `GEmoClapModel.get_audio_features` takes: audio, or what a frozen tower's cache holds
+    "input_values",
+    "input_features",
+    "audio_attention_mask",
+    "audio_layer_statistics",
+    "audio_layer_input",
+    "audio_frame_mask",
+    "audio_lower_statistics",
+)
 
 
 @torch.no_grad()
