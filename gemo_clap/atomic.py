@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 
+PARTIAL, OLD = "partial", "old"  # the suffixes of a file being written and of one being replaced
+
+
 def staging_path(destination: str | Path, unique: bool = False) -> Path:
     """Where `destination` is built before it is renamed into place: a hidden sibling (same file system).
     `unique` adds the process id, for writers that may race; processes writing one folder together share it."""
     destination = Path(destination)
-    return destination.with_name(f".{destination.name}.partial" + (f"-{os.getpid()}" if unique else ""))
+    return destination.with_name(f".{destination.name}.{PARTIAL}" + (f"-{os.getpid()}" if unique else ""))
+
+
+def leftovers(folder: str | Path) -> list[Path]:
+    """What an interrupted write would leave in `folder` (recursively): staged files and folders, replaced ones
+    and discarded ones. Empty after every write that finished."""
+    pattern = re.compile(rf"^\..+\.({PARTIAL}|{OLD})(-\d+)?$")
+    return sorted(path for path in Path(folder).rglob(".*") if pattern.match(path.name))
 
 
 def check_folder_path(path: str | Path, what: str = "folder") -> None:
@@ -54,7 +65,7 @@ def replace_with(staged: str | Path, destination: str | Path) -> None:
     if not (destination.is_dir() and staged.is_dir()):
         os.replace(staged, destination)
         return
-    old = destination.with_name(f".{destination.name}.old-{os.getpid()}")
+    old = destination.with_name(f".{destination.name}.{OLD}-{os.getpid()}")
     remove(old)
     os.replace(destination, old)
     try:

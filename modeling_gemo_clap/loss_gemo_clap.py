@@ -237,6 +237,25 @@ class GEmoClapLoss:
         gender_text_embeds: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The loss; checks first that the batch holds what the variant needs."""
+        return self.loss(
+            self.loss_inputs(audio_embeds, text_embeds, logit_scales, emotion_labels, gender_labels, gender_text_embeds)
+        )
+
+    def loss(self, inputs: LossInputs) -> torch.Tensor:
+        """The variant's loss of a batch's logits and labels."""
+        return self.variant.loss(inputs, self.alpha, self.target_normalisation)
+
+    def loss_inputs(
+        self,
+        audio_embeds: torch.Tensor,
+        text_embeds: torch.Tensor,
+        logit_scales: tuple[torch.Tensor, torch.Tensor],
+        emotion_labels: torch.Tensor | None,
+        gender_labels: torch.Tensor | None = None,
+        gender_text_embeds: torch.Tensor | None = None,
+    ) -> LossInputs:
+        """The logits and labels the loss compares (over the global batch when gathering), after checking that the
+        batch holds what the variant needs."""
         batch, variant = audio_embeds.shape[0], self.variant
         if text_embeds.shape[0] != batch:
             raise ValueError(
@@ -257,4 +276,4 @@ class GEmoClapLoss:
             inputs.gender_logits_per_audio, inputs.gender_logits_per_text = scaled_logits(
                 audio_embeds, gender_text_embeds, *logit_scales
             )
-        return variant.loss(inputs, self.alpha, self.target_normalisation)
+        return inputs

@@ -411,6 +411,7 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         text_pooled_output: torch.Tensor | None = None,
         gender_text_pooled_output: torch.Tensor | None = None,
         return_loss: bool | None = None,
+        gather_global_batch: bool = False,
         return_dict: bool | None = None,
         **unknown,
     ) -> GEmoClapOutput:
@@ -430,6 +431,9 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         text_pooled_output / gender_text_pooled_output: precomputed `get_text_pooled_output` of the prompts (a frozen
             text tower's), used instead of `input_ids` / `gender_input_ids` and the text tower.
         return_loss: compute the loss (default: whenever `emotion_labels` is given).
+        gather_global_batch: under several processes, compute the loss over the embeddings of every process's batch
+            (gradients flow back to this one's slice), as one process would on the global batch; the logits
+            returned with the loss are then the global batch's.
         """
         if unknown:
             names = list(signature(self.forward).parameters)
@@ -464,22 +468,31 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         gender_text_embeds = None if gender_text_pooled_output is None else self.project_text(gender_text_pooled_output)
         if prompt_index is not None:
             text_embeds = text_embeds[prompt_index]
-        logits_per_audio, logits_per_text = self.similarity_logits(audio_embeds, text_embeds)
+        if gender_text_embeds is not None and gender_prompt_index is not None:
+            gender_text_embeds = gender_text_embeds[gender_prompt_index]
 
-        logits_per_audio_gender = logits_per_text_gender = None
-        if gender_text_embeds is not None:
-            if gender_prompt_index is not None:
-                gender_text_embeds = gender_text_embeds[gender_prompt_index]
-            logits_per_audio_gender, logits_per_text_gender = self.similarity_logits(audio_embeds, gender_text_embeds)
-
-        scale_audio, scale_text = self.logit_scales()
+        scales = self.logit_scales()
         loss = None
         if return_loss is None:
             return_loss = emotion_labels is not None
-        if return_loss:
-            loss = GEmoClapLoss.from_config(self.config)(
-                audio_embeds, text_embeds, (scale_audio, scale_text), emotion_labels, gender_labels, gender_text_embeds
+        if return_loss:  # the loss and the logits it compares, computed once
+            criterion = GEmoClapLoss.from_config(self.config, gather=gather_global_batch)
+            inputs = criterion.loss_inputs(
+                audio_embeds, text_embeds, scales, emotion_labels, gender_labels, gender_text_embeds
             )
+            loss = criterion.loss(inputs)
+            logits_per_audio, logits_per_text = inputs.logits_per_audio, inputs.logits_per_text
+            logits_per_audio_gender, logits_per_text_gender = (
+                inputs.gender_logits_per_audio,
+                inputs.gender_logits_per_text,
+            )
+        else:
+            logits_per_audio, logits_per_text = scaled_logits(audio_embeds, text_embeds, *scales)
+            logits_per_audio_gender = logits_per_text_gender = None
+            if gender_text_embeds is not None:
+                logits_per_audio_gender, logits_per_text_gender = scaled_logits(
+                    audio_embeds, gender_text_embeds, *scales
+                )
         return GEmoClapOutput(
             loss=loss,
             logits_per_audio=logits_per_audio,
@@ -489,8 +502,8 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
             logits_per_audio_gender=logits_per_audio_gender,
             logits_per_text_gender=logits_per_text_gender,
             gender_text_embeds=gender_text_embeds,
-            logit_scale_audio=scale_audio,
-            logit_scale_text=scale_text,
+            logit_scale_audio=scales[0],
+            logit_scale_text=scales[1],
         )
 
 

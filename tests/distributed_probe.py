@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from accelerate import Accelerator, PartialState
+from gemo_clap.modeling import GEmoClapLoss
 from gemo_clap.train import cli_train, loop
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -53,11 +54,12 @@ def main() -> int:
             collated.extend(example["id"] for example in examples if "id" in example)
             return super().__call__(examples)
 
-    class RecordingLoss(loop.GEmoClapLoss):
-        def __call__(self, *args, **kwargs):
-            loss = super().__call__(*args, **kwargs)
-            losses.append(loss.item())
-            return loss
+    variant_loss = GEmoClapLoss.loss  # the model computes the loss in its forward
+
+    def recording_loss(criterion, inputs):
+        loss = variant_loss(criterion, inputs)
+        losses.append(loss.item())
+        return loss
 
     class RecordingBar(loop.tqdm):
         def __init__(self, *args, **kwargs):
@@ -95,7 +97,7 @@ def main() -> int:
         wrappers_at_end.append(ddp_wrappers())
         end_training(accelerator)
 
-    loop.GEmoClapLoss, loop.tqdm, Accelerator.end_training = RecordingLoss, RecordingBar, recording_end_training
+    GEmoClapLoss.loss, loop.tqdm, Accelerator.end_training = recording_loss, RecordingBar, recording_end_training
     code = cli_train.run(args)
     state = PartialState()
     record = {

@@ -20,7 +20,7 @@ from subprocess import PIPE
 
 import pytest
 from distributed_probe import weights_digest
-from gemo_clap.modeling import GEmoClapModel
+from gemo_clap.modeling import GEmoClapLoss, GEmoClapModel
 from gemo_clap.train import loop
 from gemo_clap.train.config import TrainingConfig
 from gemo_clap.train.data import fold_splits, load_built_dataset
@@ -119,16 +119,16 @@ def test_two_processes_train_on_the_global_batch_loss_of_one_process(variant, ti
     assert [rank["bar_total"] for rank in ranks] == [6, 6]  # 2 epochs x 3 steps of each process, not x 2 processes
 
     losses: list[float] = []
+    variant_loss = GEmoClapLoss.loss
 
-    class RecordingLoss(loop.GEmoClapLoss):
-        def __call__(self, *args, **kwargs):
-            loss = super().__call__(*args, **kwargs)
-            losses.append(loss.item())
-            return loss
+    def recording_loss(criterion, inputs):
+        loss = variant_loss(criterion, inputs)
+        losses.append(loss.item())
+        return loss
 
     config = TrainingConfig.load(None, tiny_overrides(towers, dataset_dir, tmp_path / "one", batch_size=4, **changes))
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(loop, "GEmoClapLoss", RecordingLoss)
+        patch.setattr(GEmoClapLoss, "loss", recording_loss)
         loop.train(config)
     assert len(losses) == len(ranks[0]["losses"]) == len(ranks[1]["losses"]) == 6
     assert ranks[0]["losses"] == pytest.approx(ranks[1]["losses"], abs=1e-7)  # each process computes the global loss

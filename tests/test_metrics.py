@@ -61,13 +61,29 @@ def test_random_inputs_match_sklearn(ser_metric, seed):
         label_names=EMOTIONS,
         gender_names=["male", "female"],
     )
-    assert set(result) == {"war", "uar", "macro_f1", "per_class_recall", "confusion_matrix", "per_gender"}
+    assert set(result) == {"war", "uar", "macro_f1", "per_class_recall", "confusion_matrix", "per_gender", "gender_gap"}
     assert_matches_sklearn(result, references, predictions, 7, EMOTIONS)
     assert list(result["per_gender"]) == ["male", "female"]
+    per_gender = []
     for gender_id, name in enumerate(["male", "female"]):
         mask = genders == gender_id
         expected = sklearn_scores(references[mask], predictions[mask], 7)
+        per_gender.append(expected)
         assert result["per_gender"][name] == pytest.approx({"war": expected["war"], "uar": expected["uar"]}, abs=1e-12)
+    gap = {key: abs(per_gender[0][key] - per_gender[1][key]) for key in ("war", "uar")}
+    assert result["gender_gap"] == pytest.approx(gap, abs=1e-12)
+
+
+def test_gender_accuracy_of_gender_predictions(ser_metric):
+    result = ser_metric.compute(
+        predictions=[0, 1, 1, 0], references=[0, 1, 0, 0], genders=[0, 0, 1, 1], gender_predictions=[0, 1, 1, 1]
+    )
+    assert result["gender_accuracy"] == 0.75
+    assert result["gender_gap"] == pytest.approx({"war": 0.5, "uar": 0.5})  # gender 0 all right; gender 1 half
+    with pytest.raises(ValueError, match="gender_predictions need one reference gender each"):
+        ser_metric.compute(predictions=[0, 1], references=[0, 1], gender_predictions=[0, 1])
+    one_gender = ser_metric.compute(predictions=[0, 1], references=[0, 1], genders=[1, 1])
+    assert "gender_gap" not in one_gender and "gender_accuracy" not in one_gender
 
 
 def test_hand_computed_example(ser_metric):

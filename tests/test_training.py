@@ -13,6 +13,7 @@ from pathlib import Path
 
 import gemo_clap.train.loop as loop
 import pytest
+from gemo_clap.atomic import leftovers
 import torch
 from accelerate import Accelerator
 from datasets import load_from_disk
@@ -165,7 +166,7 @@ def test_only_the_last_checkpoints_are_kept_and_nothing_partial_is_left(sl_run):
     assert kept == ["step_00000005", "step_00000006"]  # 2 epochs x 3 steps, keep_checkpoints=2
     for name in kept:
         assert CHECKPOINT_FILES <= {path.name for path in (output_dir / "checkpoints" / name).iterdir()}
-    assert [str(path) for path in output_dir.rglob("*") if "partial" in path.name or path.name.endswith(".old")] == []
+    assert leftovers(output_dir) == []
     # step 6 ends the last epoch: its epoch-end checkpoint replaced the mid-epoch one of the same step
     progress = torch.load(output_dir / "checkpoints" / "step_00000006" / "custom_checkpoint_0.pkl", weights_only=True)
     assert (progress["epoch"], progress["batches_done"], progress["completed_steps"]) == (2, 0, 6)
@@ -266,13 +267,17 @@ def test_resume_after_sigkill_mid_epoch_matches_an_uninterrupted_run(tiny_encode
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert sorted(path.name for path in (resumed_dir / "checkpoints").iterdir()) == ["step_00000004", "step_00000006"]
     assert not (resumed_dir / "test_results.json").exists()
+    assert [json.loads(line)["epoch"] for line in (resumed_dir / loop.HISTORY_FILE).read_text().splitlines()] == [0]
     saved_before_kill = load_file(str(resumed_dir / "model" / "model.safetensors"))  # epoch 0's
 
     resumed = subprocess.run([*command, "--resume"], env=env, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"resuming from {resumed_dir / 'checkpoints' / 'step_00000006'}" in resumed.stdout
-    resumed_records = [json.loads(line) for line in resumed.stdout.splitlines() if line.startswith('{"epoch"')]
-    assert [record["epoch"] for record in resumed_records] == [1]
+    # the console shows the resumed epoch as a line for a person; history.jsonl holds every epoch once
+    assert "epoch 2/2  loss" in resumed.stdout and "epoch 1/2" not in resumed.stdout
+    history = [json.loads(line) for line in (resumed_dir / loop.HISTORY_FILE).read_text().splitlines()]
+    assert [record["epoch"] for record in history] == [0, 1]
+    resumed_records = history[1:]
 
     reference_config = TrainingConfig.load(
         None, tiny_overrides(tiny_encoders("wavlm"), dataset_dir, uninterrupted_dir, **changes)

@@ -239,3 +239,29 @@ def test_cli_invalid_value_and_missing_config_exit_2(tmp_path, capsys):
 def test_cli_without_dataset_exits_2(capsys):
     assert cli_main(["train", "--config", "paper-wavlm-large-sl"]) == 2
     assert "no dataset given" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "problem"),
+    [
+        ("learning_rate: 1e-4\nmodel:\n  variant: sl\n   sl_alpha: 0.8\n", 4, "mapping values are not allowed here"),
+        ("report_to: [tensorboard\n", 2, "expected ',' or ']'"),
+    ],
+)
+def test_a_file_that_is_not_yaml_is_one_line_naming_file_and_line(tmp_path, capsys, text, line, problem):
+    path = tmp_path / "broken.yaml"
+    path.write_text(text)
+    assert cli_main(["train", "--config", str(path), "--dataset", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert error == f"gemo-clap train: {path}, line {line}: not valid YAML ({problem}" + error.split(problem, 1)[1]
+    assert error.count("\n") == 1 and "Traceback" not in error
+
+
+def test_legacy_weighted_layer_sum_keys_load_as_the_layer_pooling(tmp_path):
+    """Config files written before `audio_layer_pooling` (`use_weighted_layer_sum: true`) still load."""
+    path = tmp_path / "old.yaml"
+    path.write_text("model:\n  use_weighted_layer_sum: true\n")
+    assert TrainingConfig.load(path).audio_layer_pooling == "weighted_sum"
+    assert TrainingConfig.load(None, ["model.use_weighted_layer_sum=false"]).audio_layer_pooling == "last"
+    with pytest.warns(FutureWarning, match="now written model.audio_layer_pooling"):
+        assert TrainingConfig.load(None, ["use_weighted_layer_sum=true"]).audio_layer_pooling == "weighted_sum"

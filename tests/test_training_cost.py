@@ -48,7 +48,7 @@ def loss_and_gradients(model, batch: dict) -> tuple[float, dict[str, torch.Tenso
 
 def per_utterance_prompts(batch: dict, processor, collator: GEmoClapCollator) -> dict:
     """The same batch with one prompt per utterance (the computation before distinct prompts)."""
-    batch = {key: value for key, value in batch.items() if "prompt_index" not in key and key != "cache_keys"}
+    batch = {key: value for key, value in batch.items() if "prompt_index" not in key}
     names = [collator.emotion_names[label] for label in batch["emotion_labels"].tolist()]
     tokens = processor(text=[collator.prompt_template.format(name) for name in names])
     batch["input_ids"], batch["attention_mask"] = tokens["input_ids"], tokens["attention_mask"]
@@ -62,7 +62,6 @@ def per_utterance_prompts(batch: dict, processor, collator: GEmoClapCollator) ->
 def check_distinct_prompts_match(model, processor, rows: list[dict], emotions, variant: str, tolerance: float) -> None:
     collator = GEmoClapCollator(processor, emotions, with_gender_prompts=variant == "ml")
     distinct = collator(rows)
-    distinct.pop("cache_keys")
     dtype = next(model.parameters()).dtype
     distinct = {key: value.to(dtype) if torch.is_floating_point(value) else value for key, value in distinct.items()}
     model.eval()  # no dropout: both computations see the very same network
@@ -225,3 +224,27 @@ def test_a_speaker_independent_validation_split_is_the_fold_after_the_test_fold(
         assert not set(splits.validation["speaker"]) & set(splits.train["speaker"])
     with pytest.raises(ValueError, match="validation_split must be one of"):
         TrainingConfig.load(None, ["validation_split=folds"])
+
+
+def test_excluded_folds_take_no_part_in_a_run(tmp_path):
+    """A nested selection's outer test fold (`exclude_folds`) is neither trained on, validated on nor tested."""
+    from gemo_clap.processing.builder import build_corpus, save_dataset
+    from gemo_clap.processing.synthetic import generate_corpus
+    from gemo_clap.train.data import fold_splits, load_built_dataset
+
+    manifest = generate_corpus(tmp_path / "corpus", speakers_per_gender=2, clips_per_emotion=1)
+    dataset, _ = build_corpus("manifest", manifest, num_folds=4, max_seconds=0.2)
+    dataset = load_built_dataset(save_dataset(dataset, tmp_path / "dataset"))
+    splits = fold_splits(dataset, 2, 0.25, 0, exclude_folds=[1])
+    assert set(splits.test["fold"]) == {2}
+    assert set(splits.train["fold"]) | set(splits.validation["fold"]) == {3, 4}
+    assert len(splits.train) + len(splits.validation) + len(splits.test) == 3 * len(dataset) // 4
+    speakers = fold_splits(dataset, 4, 0, 0, validation_split="speakers", exclude_folds=[1])
+    assert (set(speakers.validation["fold"]), set(speakers.train["fold"])) == ({2}, {3})  # the next fold kept
+    with pytest.raises(ValueError, match="exclude_folds"):
+        fold_splits(dataset, 2, 0.25, 0, exclude_folds=[2])
+    with pytest.raises(ValueError, match="exclude_folds"):
+        fold_splits(dataset, 2, 0.25, 0, exclude_folds=[7])
+    assert TrainingConfig.load(None, ["exclude_folds=1,3"]).exclude_folds == [1, 3]
+    with pytest.raises(ValueError, match="exclude_folds must be list"):
+        TrainingConfig.load(None, ["exclude_folds=first"])

@@ -18,6 +18,7 @@ from gemo_clap.train.config import TrainingConfig
 from iemocap_tree import tone
 from test_training import build_tiny_dataset, tiny_overrides
 
+from gemo_clap.atomic import leftovers
 from gemo_clap.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -118,9 +119,7 @@ def test_training_refuses_a_folder_holding_a_run_unless_resumed_or_overwritten(
     assert first == ["step_00000003"] and checkpoints == ["step_00000003", "step_00000006"]
     assert json.loads((tmp_path / "run" / "training_config.json").read_text())["num_epochs"] == 2
     assert (tmp_path / "run" / "audio_cache").is_dir()  # the cache of the tower is kept
-    assert [
-        path.name for path in (tmp_path / "run").iterdir() if "partial" in path.name or "replaced" in path.name
-    ] == []
+    assert leftovers(tmp_path / "run") == []
     assert main(["train", "--overwrite", "--resume", *overrides]) == 2
     assert "pick one" in capsys.readouterr().err
 
@@ -305,3 +304,25 @@ def test_predict_runs_a_checkpoints_own_code_only_when_asked(tiny_checkpoint, tm
 def test_readme_warns_to_resume_only_checkpoints_you_made():
     readme = (REPO / "README.md").read_text()
     assert "only resume checkpoints you made" in readme.lower() and "pickle" in readme.lower()
+
+
+def test_leftovers_finds_what_an_interrupted_write_leaves(tmp_path):
+    """The check the run tests rely on: it sees staged, replaced and discarded files, and nothing else."""
+    from gemo_clap.atomic import atomic_path, staging_path
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / ".config.json.partial-12").write_text("{")
+    (tmp_path / ".model.old-7").mkdir()
+    (tmp_path / ".discarded.partial-3").mkdir()
+    (tmp_path / ".hidden").write_text("kept")
+    (tmp_path / "results.partial.json").write_text("a name, not a staging file")
+    assert [path.name for path in leftovers(tmp_path)] == [
+        ".discarded.partial-3",
+        ".model.old-7",
+        ".config.json.partial-12",
+    ]
+    assert staging_path(tmp_path / "x").name == ".x.partial"
+    with pytest.raises(RuntimeError), atomic_path(tmp_path / "out" / "file.json", unique=True) as partial:
+        partial.write_text("half")
+        raise RuntimeError("crash while writing")
+    assert not (tmp_path / "out" / "file.json").exists() and leftovers(tmp_path / "out") == []

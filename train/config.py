@@ -48,6 +48,9 @@ class TrainingConfig:
     dataset: str = ""
     corpus: str = ""  # the training corpus's name for reports and the model card; default: the dataset's own
     test_fold: int = 1
+    # folds left out of the run altogether (neither trained on, validated on nor tested): a nested selection's outer
+    # test fold, while it scores a candidate on `test_fold`
+    exclude_folds: list[int] = field(default_factory=list)
     # "utterances": a stratified `validation_fraction` of the training folds' utterances picks the best epoch;
     # "speakers": the fold after the test fold (cyclically), speakers never trained on, does
     validation_split: str = "utterances"
@@ -153,7 +156,7 @@ class TrainingConfig:
         items: list[tuple[str, Any, str]] = []
         if path is not None:
             path = resolve_config_path(path)
-            loaded = yaml.safe_load(path.read_text()) or {}
+            loaded = _read_yaml(path) or {}
             if not isinstance(loaded, dict):
                 raise ValueError(f"{path}: a config file must hold a mapping of keys to values")
             items += [(key, value, str(path)) for key, value in loaded.items()]
@@ -201,6 +204,17 @@ class TrainingConfig:
         return {**values, "corpus": corpus}
 
 
+def _read_yaml(path: Path) -> Any:
+    """A config file's contents; a file that is not YAML (or JSON) is one error naming the file and the line."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ValueError(f"{path}{where}: not valid YAML ({problem})") from None
+
+
 def resolve_config_path(path: str | Path) -> Path:
     """A config file path, or the name (with or without extension) of one shipped in `train/configs/`."""
     candidates = [Path(path), CONFIG_DIR / str(path), CONFIG_DIR / f"{path}.yaml"]
@@ -239,6 +253,10 @@ def _coerce(name: str, kind: str, value: Any, source: str) -> Any:
         return value
     if kind == "str" and isinstance(value, (str, int, float)) and not isinstance(value, bool):
         return str(value)
+    if kind == "list[int]":
+        items = value.split(",") if isinstance(value, str) else [value] if isinstance(value, int) else value
+        if isinstance(items, list) and all(str(item).strip().lstrip("-").isdigit() for item in items):
+            return [int(item) for item in items]
     if kind == "list[str]":
         if isinstance(value, str):
             return [item for item in value.split(",") if item] if value not in ("none", "") else []

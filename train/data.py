@@ -74,14 +74,23 @@ def fold_splits(
     validation_fraction: float,
     seed: int,
     validation_split: str = "utterances",
+    exclude_folds: Sequence[int] = (),
 ) -> FoldSplits:
     """Leave-one-fold-out: `test_fold` is the test set; the validation split that chooses the best epoch is carved
     from the other folds, so the test fold never does: a stratified `validation_fraction` of their utterances
     ("utterances"), or the fold after the test fold ("speakers": folds hold disjoint speakers, so it scores speakers
-    the model never trained on). Index mappings stay in memory: nothing is written into the dataset's folder."""
+    the model never trained on). `exclude_folds` play no part at all (a nested selection's outer test fold). Index
+    mappings stay in memory: nothing is written into the dataset's folder."""
     folds = sorted(set(dataset["fold"]))
     if test_fold not in folds:
         raise ValueError(f"test_fold {test_fold} is not one of the dataset's folds {folds}")
+    unknown = sorted(set(exclude_folds) - set(folds))
+    if unknown or test_fold in exclude_folds:
+        raise ValueError(f"exclude_folds {list(exclude_folds)} must name folds of the dataset {folds} other than test_fold")
+    if exclude_folds:
+        kept = [index for index, fold in enumerate(dataset["fold"]) if fold not in exclude_folds]
+        dataset = dataset.select(kept, keep_in_memory=True)
+        folds = [fold for fold in folds if fold not in exclude_folds]
     fold_column = list(dataset["fold"])
     validation_fold = folds[(folds.index(test_fold) + 1) % len(folds)] if validation_split == "speakers" else None
     if validation_fold is not None and len(folds) < 3:

@@ -32,9 +32,10 @@ from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwa
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
+from transformers.utils import logging as hf_logging
 
 from ..atomic import atomic_path, check_folder_path, discard, remove, replace_with, staging_path
-from ..modeling import VARIANTS, GEmoClapLoss, GEmoClapModel, GEmoClapProcessor
+from ..modeling import VARIANTS, GEmoClapModel, GEmoClapProcessor
 from ..processing.collator import GEmoClapCollator
 from .audio_cache import AudioFeatureCache
 from .config import TRAINING_CONFIG_NAME, TrainingConfig
@@ -46,7 +47,8 @@ from .towers import build_model_and_processor
 logger = logging.getLogger(__name__)
 CHECKPOINT_PREFIX = "step_"
 TRACKER_PROJECT = "gemo-clap"  # the trackers' folder inside the output folder
-RUN_FILES = ("checkpoints", "model", TRAINING_CONFIG_NAME, "test_results.json", TRACKER_PROJECT)
+HISTORY_FILE = "history.jsonl"  # one JSON line per epoch, for scripts (the console gets one line for a person)
+RUN_FILES = ("checkpoints", "model", TRAINING_CONFIG_NAME, "test_results.json", TRACKER_PROJECT, HISTORY_FILE)
 FAULT_ENV = "GEMO_CLAP_KILL_AFTER_CHECKPOINT"  # testing hook: SIGKILL the run right after saving this step
 
 
@@ -269,7 +271,6 @@ class _Run:
     scheduler: object
     train_loader: DataLoader
     eval_loaders: dict[str, DataLoader]
-    criterion: GEmoClapLoss
     progress: TrainingProgress
     provenance: dict
     frozen_prompts: FrozenPrompts | None
@@ -312,7 +313,14 @@ def _prepare(config: TrainingConfig, resume: bool, overwrite: bool) -> _Run:
     set_seed(config.seed)
     variant = VARIANTS[config.variant]
     dataset = load_built_dataset(config.dataset, needs_gender=variant.needs_gender_labels)
-    splits = fold_splits(dataset, config.test_fold, config.validation_fraction, config.seed, config.validation_split)
+    splits = fold_splits(
+        dataset,
+        config.test_fold,
+        config.validation_fraction,
+        config.seed,
+        config.validation_split,
+        config.exclude_folds,
+    )
     model, processor = _build_model(config, splits.emotion_names, splits.gender_names)
     if accelerator.is_main_process:  # only once the inputs are known good: bad input leaves no output behind
         if overwrite:  # the old run's files, not the cache it may hold
@@ -367,7 +375,6 @@ def _prepare(config: TrainingConfig, resume: bool, overwrite: bool) -> _Run:
         scheduler=scheduler,
         train_loader=train_loader,
         eval_loaders=dict(zip(eval_loaders, prepared)),
-        criterion=GEmoClapLoss.from_config(unwrapped.config, gather=config.gather_global_batch),
         progress=progress,
         provenance=config.provenance(corpus=config.corpus or dataset.info.dataset_name or "custom"),
         frozen_prompts=frozen_prompts,
@@ -392,19 +399,10 @@ def _train_epoch(run: _Run, epoch: int, bar: tqdm) -> dict:
         if run.frozen_prompts is not None:
             batch = run.frozen_prompts.apply(batch)
         with accelerator.accumulate(model):
-            emotion_labels, gender_labels = batch.pop("emotion_labels"), batch.pop("gender_labels", None)
             if "audio_attention_mask" in batch:
                 padded += int((batch["audio_attention_mask"] == 0).sum())
                 audio_frames += batch["audio_attention_mask"].numel()
-            outputs = model(**batch, return_loss=False)
-            loss = run.criterion(
-                outputs.audio_embeds,
-                outputs.text_embeds,
-                (outputs.logit_scale_audio, outputs.logit_scale_text),
-                emotion_labels,
-                gender_labels,
-                outputs.gender_text_embeds,
-            )
+            loss = model(**batch, return_loss=True, gather_global_batch=config.gather_global_batch).loss
             accelerator.backward(loss)
             if accelerator.sync_gradients and config.max_grad_norm > 0:
                 accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
@@ -436,8 +434,12 @@ def _end_epoch(run: _Run, epoch: int, record: dict) -> None:
         metrics = run.predictions("validation")
         record.update(validation_war=metrics["war"], validation_uar=metrics["uar"])
     accelerator.log(record, step=epoch)
-    accelerator.print(json.dumps(record))
     progress.history.append(record)
+    if accelerator.is_main_process:  # rewritten whole: a resumed run's file holds the epochs its checkpoint holds
+        with atomic_path(run.output_dir / HISTORY_FILE, unique=True) as partial:
+            partial.write_text("".join(json.dumps(entry) + "\n" for entry in progress.history))
+    if accelerator.is_local_main_process:
+        tqdm.write(epoch_line(record, config.num_epochs))
     validation_uar = record.get("validation_uar")
     improved = validation_uar is None or validation_uar > progress.best_uar  # no validation: the last epoch
     if improved:
@@ -451,11 +453,22 @@ def _end_epoch(run: _Run, epoch: int, record: dict) -> None:
     if checkpoint_now and run.unsaved:  # the model folder always belongs with the newest checkpoint
         if accelerator.is_main_process:
             with atomic_path(run.model_dir) as folder:
-                _save_model(run.unwrapped, run.processor, folder, None if improved else run.best_weights)
+                if improved:
+                    _save_model(run.unwrapped, run.processor, folder)
+                else:
+                    _save_model(run.unwrapped, run.processor, folder, run.best_weights)
                 (folder / TRAINING_CONFIG_NAME).write_text(json.dumps(run.provenance, indent=2))
         run.unsaved = False
     if checkpoint_now:
         _save_checkpoint(accelerator, run.output_dir, progress, config.keep_checkpoints)
+
+
+def epoch_line(record: dict, num_epochs: int) -> str:
+    """An epoch's record as one line for a person, e.g. `epoch 3/50  loss 0.812  validation WAR 85.3 UAR 84.1  (1.2 s)`."""
+    line = f"epoch {record['epoch'] + 1}/{num_epochs}  loss {record['train_loss']:.3f}"
+    if "validation_uar" in record:
+        line += f"  validation WAR {100 * record['validation_war']:.1f} UAR {100 * record['validation_uar']:.1f}"
+    return line + f"  ({record['train_seconds']:.1f} s)"
 
 
 def _finish(run: _Run) -> TrainResult:
@@ -498,6 +511,13 @@ def train(config: TrainingConfig, resume: bool = False, overwrite: bool = False)
 def _save_model(
     model: GEmoClapModel, processor: GEmoClapProcessor, folder: Path, state_dict: dict | None = None
 ) -> None:
-    """A Hugging Face model folder of `model` (or of `state_dict`, weights it held earlier) and its processor."""
-    model.save_pretrained(folder, state_dict=None if state_dict is None else dict(state_dict))  # it empties the dict
-    processor.save_pretrained(folder)
+    """A Hugging Face model folder of `model` (or of `state_dict`, weights it held earlier) and its processor, without
+    transformers' "Writing model shards" bar (the training bar is the one a person follows)."""
+    shown = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        model.save_pretrained(folder, state_dict=None if state_dict is None else dict(state_dict))  # it empties it
+        processor.save_pretrained(folder)
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()

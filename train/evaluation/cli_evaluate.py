@@ -57,18 +57,22 @@ def evaluate_model(
 
 def run(args: argparse.Namespace) -> int:
     from ...atomic import atomic_path, check_folder_path
+    from .metrics.ser_metrics import GENDER_SCORES, SCORE_TITLES, SCORES
+    from .report import percent
 
     if args.output:
         check_folder_path(Path(args.output).parent, "--output's folder")
     metrics = evaluate_model(args.model, args.dataset, args.fold, args.batch_size, args.template)
-    print(f"WAR {100 * metrics['war']:.1f}  UAR {100 * metrics['uar']:.1f}  macro-F1 {100 * metrics['macro_f1']:.1f}")
+    print("  ".join(f"{SCORE_TITLES[key]} {percent(metrics[key], 1)}" for key in SCORES))
     for gender, values in metrics.get("per_gender", {}).items():
-        print(f"  {gender}: WAR {100 * values['war']:.1f}  UAR {100 * values['uar']:.1f}")
+        print(f"  {gender}: " + "  ".join(f"{SCORE_TITLES[key]} {percent(values[key], 1)}" for key in GENDER_SCORES))
     if "gender_gap" in metrics:
         gap = metrics["gender_gap"]
-        print(f"  gender gap: WAR {100 * gap['war']:.1f} points, UAR {100 * gap['uar']:.1f} points")
+        print(
+            "  gender gap: " + ", ".join(f"{SCORE_TITLES[key]} {percent(gap[key], 1)} points" for key in GENDER_SCORES)
+        )
     if "gender_accuracy" in metrics:
-        print(f"  gender accuracy of the gender prompts: {100 * metrics['gender_accuracy']:.1f}")
+        print(f"  gender accuracy of the gender prompts: {percent(metrics['gender_accuracy'], 1)}")
     if args.output:
         with atomic_path(args.output, unique=True) as partial:
             partial.write_text(json.dumps(metrics, indent=2))

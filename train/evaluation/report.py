@@ -16,14 +16,23 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-SCORES = ("war", "uar", "macro_f1")
-SCORE_TITLES = {"war": "WAR", "uar": "UAR", "macro_f1": "Macro-F1"}
-GENDER_SCORES = ("war", "uar")
-GAP_TITLES = {"war": "gender gap WAR (pts)", "uar": "gender gap UAR (pts)"}
+from .metrics.ser_metrics import GENDER_SCORES, SCORE_TITLES, SCORES
 
 
 def _mean_std(values: Sequence[float]) -> dict:
     return {"mean": float(np.mean(values)), "std": float(np.std(values)), "values": [float(v) for v in values]}
+
+
+def percent(value: float | dict | Sequence[float], digits: int = 2) -> str:
+    """A score in percent: one value ("81.25"), or a mean and standard deviation ("81.25 ± 3.10") from a summary
+    (`{"mean", "std"}`) or from the values themselves (population std). The one format of every report and table."""
+    if isinstance(value, dict):
+        mean, std = value["mean"], value["std"]
+    elif isinstance(value, (int, float)):
+        return f"{100 * value:.{digits}f}"
+    else:
+        mean, std = float(np.mean(value)), float(np.std(value))
+    return f"{100 * mean:.{digits}f} ± {100 * std:.{digits}f}"
 
 
 def _check_fold(result: dict, index: int) -> None:
@@ -74,10 +83,6 @@ def summarize_folds(fold_results: Sequence[dict]) -> dict:
     return summary
 
 
-def _percent(stats: dict) -> str:
-    return f"{100 * stats['mean']:.2f} ± {100 * stats['std']:.2f}"
-
-
 def _row(cells: Sequence[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
@@ -85,7 +90,7 @@ def _row(cells: Sequence[str]) -> str:
 def _header(first: str, genders: Sequence[str], gaps: bool, gender_accuracy: bool) -> list[str]:
     titles = [first, *(f"{SCORE_TITLES[score]} (%)" for score in SCORES)]
     titles += [f"{SCORE_TITLES[score]} {gender} (%)" for gender in genders for score in GENDER_SCORES]
-    titles += [GAP_TITLES[score] for score in GENDER_SCORES] if gaps else []
+    titles += [f"gender gap {SCORE_TITLES[score]} (pts)" for score in GENDER_SCORES] if gaps else []
     titles += ["gender accuracy (%)"] if gender_accuracy else []
     return [_row(titles), _row(["---"] * len(titles))]
 
@@ -128,24 +133,24 @@ def markdown_table(fold_results_by_variant: dict[str, Sequence[dict]], protocol:
             if "seeds" in summary
             else f"{summary['num_folds']} folds"
         )
-        cells = [f"{variant} ({runs})", *(_percent(summary[score]) for score in SCORES)]
-        lines.append(_row(cells + gender_cells(summary, _percent)))
+        cells = [f"{variant} ({runs})", *(percent(summary[score]) for score in SCORES)]
+        lines.append(_row(cells + gender_cells(summary, percent)))
     if seeded:
         lines += ["", "Spread of the per-seed means (std over seeds):", ""]
         lines += [_row(["Variant", *(f"{SCORE_TITLES[score]} (%)" for score in SCORES)]), _row(["---"] * 4)]
         for variant, summary in summaries.items():
             if "over_seeds" in summary:
-                lines.append(_row([variant, *(_percent(summary["over_seeds"][score]) for score in SCORES)]))
+                lines.append(_row([variant, *(percent(summary["over_seeds"][score]) for score in SCORES)]))
 
     for variant, results in fold_results_by_variant.items():
         lines += ["", f"## {variant}", ""]
         lines += _header("Fold", genders, gaps, gender_accuracy)
         for result in results:
-            cells = [_run_name(result), *(f"{100 * result[score]:.2f}" for score in SCORES)]
-            lines.append(_row(cells + gender_cells(result, lambda v: f"{100 * v:.2f}")))
+            cells = [_run_name(result), *(percent(result[score]) for score in SCORES)]
+            lines.append(_row(cells + gender_cells(result, percent)))
         summary = summaries[variant]
-        cells = ["mean ± std", *(_percent(summary[score]) for score in SCORES)]
-        lines.append(_row(cells + gender_cells(summary, _percent)))
+        cells = ["mean ± std", *(percent(summary[score]) for score in SCORES)]
+        lines.append(_row(cells + gender_cells(summary, percent)))
     return "\n".join(lines) + "\n"
 
 

@@ -67,18 +67,12 @@ def zero_shot_predictions(
 
 def score(outputs: dict[str, list[int]], label_names: Sequence[str], gender_names: Sequence[str]) -> dict:
     """WAR, UAR, macro-F1, per-class recall, the confusion matrix and, with genders, per-gender WAR/UAR, the gender
-    gap (absolute WAR and UAR difference between two genders) and the gender accuracy of gender predictions."""
-    metrics = ser_metric().compute(
+    gap and the gender accuracy of gender predictions: the SER metric of `zero_shot_predictions`' outputs."""
+    return ser_metric().compute(
         predictions=outputs["predictions"],
         references=outputs["references"],
         genders=outputs.get("genders") or None,
+        gender_predictions=outputs.get("gender_predictions") or None,
         label_names=list(label_names),
         gender_names=list(gender_names),
     )
-    per_gender = list(metrics.get("per_gender", {}).values())
-    if len(per_gender) == 2:
-        metrics["gender_gap"] = {key: abs(per_gender[0][key] - per_gender[1][key]) for key in ("war", "uar")}
-    if outputs.get("gender_predictions"):
-        hits = [int(p == g) for p, g in zip(outputs["gender_predictions"], outputs["genders"])]
-        metrics["gender_accuracy"] = sum(hits) / len(hits)
-    return metrics

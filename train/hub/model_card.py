@@ -10,6 +10,8 @@ from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 from ...modeling import VARIANTS
 from ...processing.corpora import corpus_spec
+from ..evaluation.metrics.ser_metrics import GENDER_SCORES, SCORE_TITLES
+from ..evaluation.report import percent
 
 TEMPLATE_NAME = "gemo_clap_model_card.md"
 TASK_TYPE = "zero-shot-audio-classification"
@@ -26,20 +28,14 @@ def _mean(value: float | dict) -> float:
     return value["mean"] if isinstance(value, dict) else value
 
 
-def _percent(value: float | dict) -> str:
-    if isinstance(value, dict):
-        return f"{100 * value['mean']:.2f} ± {100 * value['std']:.2f}"
-    return f"{100 * value:.2f}"
-
-
 def _result_rows(results: dict) -> list[tuple[str, str]]:
-    rows = [(name, _percent(results[key])) for key, _, name, _ in MODEL_INDEX_METRICS if key in results]
+    rows = [(name, percent(results[key])) for key, _, name, _ in MODEL_INDEX_METRICS if key in results]
     for gender, scores in results.get("per_gender", {}).items():
-        rows += [(f"{key.upper()} ({gender})", _percent(scores[key])) for key in ("war", "uar") if key in scores]
+        rows += [(f"{SCORE_TITLES[key]} ({gender})", percent(scores[key])) for key in GENDER_SCORES if key in scores]
     gap = results.get("gender_gap", {})
-    rows += [(f"Gender gap, {key.upper()} (points)", _percent(gap[key])) for key in ("war", "uar") if key in gap]
+    rows += [(f"Gender gap, {SCORE_TITLES[key]} (points)", percent(gap[key])) for key in GENDER_SCORES if key in gap]
     if "gender_accuracy" in results:
-        rows.append(("Gender accuracy of the gender prompts", _percent(results["gender_accuracy"])))
+        rows.append(("Gender accuracy of the gender prompts", percent(results["gender_accuracy"])))
     return rows
 
 

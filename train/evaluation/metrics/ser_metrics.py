@@ -22,7 +22,8 @@ _DESCRIPTION = """\
 Standard speech emotion recognition scores. WAR (weighted average recall) is the accuracy; UAR (unweighted average
 recall) is the mean recall over the classes present in the references; macro-F1 averages the per-class F1 over the
 classes present in the references or the predictions (as scikit-learn's `f1_score(average="macro")`). With
-`genders`, WAR and UAR are also reported for each gender separately.
+`genders`, WAR and UAR are also reported for each gender separately, with the gap between two genders; with
+`gender_predictions`, the accuracy of those.
 """
 
 _KWARGS_DESCRIPTION = """
@@ -30,6 +31,8 @@ Args:
     predictions (`list[int]`): predicted class ids.
     references (`list[int]`): reference class ids.
     genders (`list[int]` or `list[str]`, *optional*): one gender per example; enables `per_gender`.
+    gender_predictions (`list[int]`, *optional*): predicted gender ids (with integer `genders`); enables
+        `gender_accuracy`.
     label_names (`list[str]`, *optional*): name of each class id, used as keys of `per_class_recall`.
     gender_names (`list[str]`, *optional*): name of each integer gender id, used as keys of `per_gender`.
     num_labels (`int`, *optional*): number of classes (size of the confusion matrix); defaults to
@@ -42,11 +45,18 @@ Returns:
         (or by the class id as a string).
     confusion_matrix (`list[list[int]]`): `num_labels x num_labels` counts, rows = reference, columns = prediction.
     per_gender (`dict[str, dict[str, float]]`, only with `genders`): `{gender: {"war": ..., "uar": ...}}`.
+    gender_gap (`dict[str, float]`, only with exactly two genders): the absolute WAR and UAR difference between them.
+    gender_accuracy (`float`, only with `gender_predictions`): the fraction of genders predicted right.
 Examples:
     >>> ser = evaluate.load("train/metrics/ser_metrics.py")
     >>> ser.compute(predictions=[0, 1, 1], references=[0, 1, 0], label_names=["anger", "sadness"])["uar"]
     0.75
 """
+
+
+SCORES = ("war", "uar", "macro_f1")  # the scores of every result, in report order
+GENDER_SCORES = ("war", "uar")  # the scores reported per gender, and as the gap between two genders
+SCORE_TITLES = {"war": "WAR", "uar": "UAR", "macro_f1": "Macro-F1"}
 
 
 def _confusion_matrix(references: np.ndarray, predictions: np.ndarray, num_labels: int) -> np.ndarray:
@@ -90,6 +100,7 @@ class SerMetrics(evaluate.Metric):
         label_names: Sequence[str] | None = None,
         gender_names: Sequence[str] | None = None,
         num_labels: int | None = None,
+        gender_predictions: Sequence[int] | None = None,
     ) -> dict:
         predictions, references = np.asarray(predictions, dtype=np.int64), np.asarray(references, dtype=np.int64)
         if len(references) == 0:
@@ -115,6 +126,13 @@ class SerMetrics(evaluate.Metric):
         }
         if genders is not None:
             result["per_gender"] = self._per_gender(genders, gender_names, references, predictions, num_labels)
+            scores = list(result["per_gender"].values())
+            if len(scores) == 2:
+                result["gender_gap"] = {key: abs(scores[0][key] - scores[1][key]) for key in GENDER_SCORES}
+        if gender_predictions is not None and len(gender_predictions):
+            if genders is None or len(gender_predictions) != len(genders):
+                raise ValueError("ser_metrics: gender_predictions need one reference gender each (genders)")
+            result["gender_accuracy"] = float(np.mean(np.asarray(gender_predictions) == np.asarray(genders)))
         return result
 
     @staticmethod
