@@ -151,6 +151,11 @@ class GEmoClapConfig(PreTrainedConfig):
             )
 
     @property
+    def has_gender_prompts(self) -> bool:
+        """Whether the variant trains gender prompts beside the emotion ones, so the model can also tell gender."""
+        return VARIANTS[self.variant].needs_gender_prompts
+
+    @property
     def pools_all_layers(self) -> bool:
         """Whether the pooling reads every hidden state of the audio tower (else only the last)."""
         return self.audio_layer_pooling != "last"

@@ -364,3 +364,31 @@ def test_freeze_audio_layers_out_of_range_raises(tiny_encoders, num_layers):
     with pytest.raises(ValueError, match=rf"num_layers must be in \[0, 2\] for this audio tower, got {num_layers}"):
         model.freeze_audio_layers(num_layers)
     assert trainable(model.audio_model) == {True}  # nothing was frozen before the error
+
+
+def test_short_whisper_path_equals_the_stock_encoder_on_a_random_tower(tiny_encoders, make_clip):
+    """Without ../shared: on a tiny random Whisper tower, GEmo-CLAP's own path (sliced positions, masked attention)
+    with every frame real reproduces transformers' WhisperEncoder on its 30 s input, every hidden state; and a short
+    clip's frames do not change when a longer clip pads its batch."""
+    from gemo_clap.train.towers import build_model_and_processor
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+    model, processor = build_model_and_processor(*tiny_encoders("whisper"), max_audio_seconds=30.0)
+    model.eval()
+    stock = WhisperEncoder(model.config.audio_config).eval()
+    stock.load_state_dict(model.audio_model.state_dict())
+    features = torch.randn(1, 80, 3000)
+    with torch.no_grad():
+        expected = stock(features, output_hidden_states=True).hidden_states
+        ours, mask = model.audio_tower.hidden_states(
+            model.audio_model, features, torch.ones(1, 3000, dtype=torch.long), 30.0, all_layers=True
+        )
+    assert len(ours) == len(expected) == 3 and mask.shape == (1, 1500) and bool(mask.all())
+    for index, (state, reference) in enumerate(zip(ours, expected)):
+        assert (state - reference).abs().max().item() < 1e-5, f"hidden state {index}"
+
+    short, long = make_clip(0.7), make_clip(2.3, seed=1)
+    with torch.no_grad():
+        alone = model.get_audio_layer_statistics(**processor(audio=short, sampling_rate=16000))
+        batched = model.get_audio_layer_statistics(**processor(audio=[short, long], sampling_rate=16000))
+    torch.testing.assert_close(batched[0], alone[0], rtol=1e-5, atol=1e-5)

@@ -72,6 +72,10 @@ class TrainingConfig:
     text_attn_implementation: str = ""  # e.g. "eager" (faster on a CPU with attention dropout); "": the tower's own
     gather_global_batch: bool = True  # with several processes, the contrastive matrix spans the global batch
     group_by_length: bool = False  # batches of similar length when the audio tower runs (not cache-served)
+    # augmentation that stays cache-served (train/augmentation.py): same-label mixup of cached statistics
+    # (freeze=audio), time masking of a cached hidden state (freeze=layers)
+    mixup_alpha: float = 0.0
+    time_mask_fraction: float = 0.0
     # freezing and caching
     freeze: str = "none"
     freeze_layers: int = 0
@@ -139,6 +143,10 @@ class TrainingConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+        if self.mixup_alpha < 0:
+            raise ValueError(f"mixup_alpha must be >= 0, got {self.mixup_alpha!r}")
+        if not 0 <= self.time_mask_fraction <= 0.5:
+            raise ValueError(f"time_mask_fraction must be in [0, 0.5], got {self.time_mask_fraction!r}")
 
     def with_model(self, **settings: Any) -> TrainingConfig:
         """A copy with some model settings changed (validated)."""

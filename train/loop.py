@@ -38,6 +38,7 @@ from ..atomic import atomic_path, check_folder_path, discard, remove, replace_wi
 from ..modeling import VARIANTS, GEmoClapModel, GEmoClapProcessor
 from ..processing.collator import GEmoClapCollator
 from .audio_cache import AudioFeatureCache
+from .augmentation import mask_frames, mix_statistics
 from .config import TRAINING_CONFIG_NAME, TrainingConfig
 from .data import FoldSplits, LengthGroupedSampler, fold_splits, load_built_dataset
 from .evaluation.zero_shot import score, zero_shot_predictions
@@ -322,6 +323,13 @@ def _prepare(config: TrainingConfig, resume: bool, overwrite: bool) -> _Run:
         config.exclude_folds,
     )
     model, processor = _build_model(config, splits.emotion_names, splits.gender_names)
+    if config.mixup_alpha and not (config.freeze == "audio" and config.cache_audio_features):
+        raise ValueError("mixup_alpha mixes cached statistics: it needs freeze=audio with cache_audio_features=true")
+    if config.time_mask_fraction and _cached_layer_input(config, model) is None:
+        raise ValueError(
+            "time_mask_fraction masks a cached hidden state: it needs freeze=layers (fewer than all layers) with "
+            "cache_audio_features=true and a Whisper tower"
+        )
     if accelerator.is_main_process:  # only once the inputs are known good: bad input leaves no output behind
         if overwrite:  # the old run's files, not the cache it may hold
             discard([output_dir / name for name in existing_run(output_dir)], output_dir)
@@ -398,6 +406,7 @@ def _train_epoch(run: _Run, epoch: int, bar: tqdm) -> dict:
     for batch in batches:
         if run.frozen_prompts is not None:
             batch = run.frozen_prompts.apply(batch)
+        batch = _augmented(run, batch, epoch)
         with accelerator.accumulate(model):
             if "audio_attention_mask" in batch:
                 padded += int((batch["audio_attention_mask"] == 0).sum())
@@ -425,6 +434,22 @@ def _train_epoch(run: _Run, epoch: int, bar: tqdm) -> dict:
     if audio_frames:
         record["audio_padding"] = padded / audio_frames  # this process's share of the epoch
     return record
+
+
+def _augmented(run: _Run, batch: dict, epoch: int) -> dict:
+    """The batch with the configured cache-served augmentation, drawn from a generator seeded by the run's seed,
+    the epoch and the batch (a resumed run draws what an uninterrupted one would)."""
+    config = run.config
+    if not (config.mixup_alpha or config.time_mask_fraction):
+        return batch
+    seed = (config.seed * 100_003 + epoch) * 100_003 + run.progress.batches_done
+    generator = torch.Generator().manual_seed(seed)
+    if config.mixup_alpha:
+        with_gender = VARIANTS[config.variant].needs_gender_labels
+        batch = mix_statistics(batch, config.mixup_alpha, generator, with_gender)
+    if config.time_mask_fraction:
+        batch = mask_frames(batch, config.time_mask_fraction, generator)
+    return batch
 
 
 def _end_epoch(run: _Run, epoch: int, record: dict) -> None:

@@ -10,7 +10,7 @@ from accelerate import Accelerator
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from ...modeling import VARIANTS, GEmoClapModel, GEmoClapProcessor
+from ...modeling import GEmoClapModel, GEmoClapProcessor
 from .metric_loading import ser_metric
 
 AUDIO_INPUTS = (  # what `GEmoClapModel.get_audio_features` takes: audio, or what a frozen tower's cache holds
@@ -42,9 +42,8 @@ def zero_shot_predictions(
     was_training = model.training
     model.eval()
     label_embeds = model.get_label_embeddings(processor, label_names, template)
-    variant = VARIANTS.get(model.config.variant)
     gender_embeds = None
-    if variant is not None and variant.needs_gender_prompts:
+    if model.config.has_gender_prompts:
         genders = list(gender_names or model.config.gender_labels)
         gender_embeds = model.get_label_embeddings(processor, genders, model.config.gender_prompt_template)
     outputs: dict[str, list[int]] = {"predictions": [], "references": [], "genders": [], "gender_predictions": []}
