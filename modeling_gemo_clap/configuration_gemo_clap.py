@@ -6,10 +6,16 @@ from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
 from .audio_tower_gemo_clap import audio_tower
+from .labels_gemo_clap import (
+    DEFAULT_EMOTION_LABELS,
+    DEFAULT_GENDER_LABELS,
+    DEFAULT_GENDER_PROMPT_TEMPLATE,
+    DEFAULT_PROMPT_TEMPLATE,
+    check_labels,
+    check_template,
+)
 from .loss_gemo_clap import TARGET_NORMALISATIONS, VARIANTS
 
-DEFAULT_EMOTION_LABELS = ("angry", "happy", "sad", "neutral")
-DEFAULT_GENDER_LABELS = ("female", "male")
 DEFAULT_MAX_AUDIO_SECONDS = 14.0  # the paper's trim of IEMOCAP clips
 AUDIO_POOLINGS = ("mean", "statistics")
 AUDIO_LAYER_POOLINGS = ("last", "weighted_sum", "concatenate")
@@ -92,8 +98,8 @@ class GEmoClapConfig(PreTrainedConfig):
     projection_dropout: float = 0.0
     emotion_labels: list[str] | None = None
     gender_labels: list[str] | None = None
-    prompt_template: str = "The emotion is {}."
-    gender_prompt_template: str = "The speaker is {}."
+    prompt_template: str = DEFAULT_PROMPT_TEMPLATE
+    gender_prompt_template: str = DEFAULT_GENDER_PROMPT_TEMPLATE
     max_audio_seconds: float = DEFAULT_MAX_AUDIO_SECONDS
     initializer_range: float = 0.02
 
@@ -125,12 +131,9 @@ class GEmoClapConfig(PreTrainedConfig):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value!r}")
         for name in ("prompt_template", "gender_prompt_template"):
-            if not isinstance(getattr(self, name), str) or "{}" not in getattr(self, name):
-                raise ValueError(f"{name} must contain a '{{}}' placeholder, got {getattr(self, name)!r}")
+            check_template(getattr(self, name), name)
         for name in ("emotion_labels", "gender_labels"):
-            labels = getattr(self, name)
-            if len(labels) < 2 or len(set(labels)) != len(labels):
-                raise ValueError(f"{name} must hold at least two distinct names, got {labels!r}")
+            check_labels(getattr(self, name), name)
         for name in ("projection_layers", "projection_dim"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
