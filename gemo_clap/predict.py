@@ -1,39 +1,78 @@
-"""`gemo-clap predict`: emotion scores (and, for checkpoints trained with gender prompts, gender) of audio files.
+"""`gemo-clap predict`: the emotion timeline (and, for checkpoints trained with gender prompts, gender) of audio files
+and folders.
 
-Each file goes through the zero-shot pipeline with `chunk_length_s` (default: the model's `max_audio_seconds`) and
-`return_timestamps=True`, so a long file is read chunk by chunk (memory flat in file length) and reported as a
-timeline plus the duration-weighted overall result; gender comes from the same audio pass (`return_gender`).
-A file that cannot be used gets one clear line; the exit code is non-zero only when every file failed.
+Each file goes through the zero-shot pipeline with `return_segments=True`: by default (`--segmentation vad`) Silero
+VAD finds the speech, sliding windows inside it are scored, smoothed and merged into segments, and the overall
+scores are weighted by speech duration; `--segmentation fixed` scores chunks of `--segment-seconds` over the whole
+signal. Files are read block by block (memory flat in file length). Gender comes from the same audio pass.
+
+Folders are searched recursively for audio files. `--output-dir` writes one result per input (JSON, plus `--format`,
+`--embeddings` and `--plot` files) and `summary.csv`; every file is written atomically and the JSON last, so a rerun
+skips the inputs whose files are all there. A file that cannot be used gets one clear line and is counted; the exit
+code is non-zero only when every file failed.
 
 The model is loaded with the installed gemo_clap code. `--trust-remote-code` runs the checkpoint's own code
 instead, as transformers does; a Hub repo id needs it only for checkpoints the installed code cannot load.
 `--onnx DIR` runs a folder written by `gemo-clap export-onnx` with onnxruntime instead (no torch is imported),
-with the same chunks and output.
+with the same windows and output.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from pathlib import Path
 
-from .modeling.audio_gemo_clap import AudioDecodeError
+from .atomic import atomic_path, check_folder_path
+from .modeling.audio_gemo_clap import AudioDecodeError, file_duration
+from .modeling.timeline_gemo_clap import SEGMENTATIONS, TimelineSettings
+from .timeline_exports import FORMATS, render, summary_csv, summary_row, to_csv
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".caf", ".w64")
+SUMMARY_FILE = "summary.csv"
+# option -> (pipeline keyword, help); the defaults are `TimelineSettings`'
+TIMELINE_OPTIONS = {
+    "--window-seconds": ("window_s", "window length inside speech (default {:g}; at most the model's maximum)"),
+    "--hop-seconds": ("hop_s", "step between windows (default {:g}; at most the window)"),
+    "--smoothing-seconds": ("smoothing_s", "moving average of the scores over time (default {:g}; 0: none)"),
+    "--vad-threshold": ("vad_threshold", "speech probability that starts speech (default {:g})"),
+    "--min-speech-seconds": ("min_speech_s", "shorter speech is dropped (default {:g})"),
+    "--min-silence-seconds": ("min_silence_s", "shorter pauses do not end speech (default {:g})"),
+    "--speech-pad-seconds": ("speech_pad_s", "padding on each side of speech (default {:g})"),
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help="model folder or hub id")
     source.add_argument("--onnx", help="folder written by `gemo-clap export-onnx` (onnxruntime, no torch)")
-    parser.add_argument("files", nargs="+", help="audio files (wav, flac, ogg, ...)")
+    parser.add_argument("files", nargs="+", help="audio files, or folders searched recursively for audio files")
     parser.add_argument(
         "--labels", help="comma-separated candidate labels (default: the model's emotions; --onnx: the exported ones)"
     )
     parser.add_argument("--template", help="prompt template with {} (default: the model's)")
-    parser.add_argument("--batch-size", type=int, default=8, help="chunks per audio-tower call")
+    parser.add_argument("--batch-size", type=int, default=8, help="windows per audio-tower call")
     parser.add_argument(
-        "--segment-seconds", type=float, help="chunk length, the pipeline's chunk_length_s (default: the model's)"
+        "--segmentation",
+        choices=SEGMENTATIONS,
+        help="vad: windows inside detected speech (the default); fixed: chunks over the whole signal (the default "
+        "with --segment-seconds)",
     )
-    parser.add_argument("--json", action="store_true", help="print one JSON object per file")
+    parser.add_argument(
+        "--segment-seconds",
+        type=float,
+        help="--segmentation fixed: chunk length, the pipeline's chunk_length_s (default: the model's maximum)",
+    )
+    defaults = TimelineSettings()
+    for flag, (keyword, text) in TIMELINE_OPTIONS.items():
+        parser.add_argument(flag, type=float, help="--segmentation vad: " + text.format(getattr(defaults, keyword)))
+    parser.add_argument("--format", choices=FORMATS, help="print (or with --output-dir write) each timeline so")
+    parser.add_argument("--json", action="store_true", help="the same as --format json")
+    parser.add_argument("--output-dir", type=Path, help="write one result per file and summary.csv here")
+    parser.add_argument("--embeddings", action="store_true", help="with --output-dir: audio embeddings as .npz")
+    parser.add_argument("--plot", action="store_true", help="with --output-dir: a PNG of each timeline")
     parser.add_argument(
         "--trust-remote-code", action="store_true", help="run the checkpoint's own code (as transformers does)"
     )
@@ -59,24 +98,6 @@ def load_classifier(model: str, trust_remote_code: bool):
     )
 
 
-def predict_file(classifier, path: str, batch_size: int, **call_kwargs) -> dict:
-    """The overall scores, the timeline of chunks and, with `return_gender`, the gender of one file."""
-    output = classifier(path, return_timestamps=True, batch_size=batch_size, **call_kwargs)
-    timeline = []
-    for chunk in output["chunks"]:
-        start, end = chunk["timestamp"]
-        entry = {"start": round(start, 3), "end": round(end, 3), **chunk["scores"][0]}
-        if "gender" in chunk:
-            entry["gender"] = chunk["gender"][0]["label"]
-        timeline.append(entry)
-    duration = round(sum(chunk["timestamp"][1] - chunk["timestamp"][0] for chunk in output["chunks"]), 3)
-    result = {"file": path, "duration": duration, "scores": output["scores"], "timeline": timeline}
-    if "gender" in output:
-        result["gender"] = output["gender"][0]["label"]
-        result["gender_scores"] = output["gender"]
-    return result
-
-
 def load_onnx_runner(folder: str, trust_remote_code: bool):
     """The onnxruntime runner of an exported folder, called like the pipeline."""
     from .onnx.runtime import GEmoClapOnnxRunner
@@ -86,11 +107,130 @@ def load_onnx_runner(folder: str, trust_remote_code: bool):
     return GEmoClapOnnxRunner(folder)
 
 
+def predict_file(classifier, path: str, batch_size: int, **call_kwargs) -> tuple[dict, dict]:
+    """(the JSON result of one file, the pipeline's full output): `file`, `duration`, `speech`, `speech_seconds`,
+    `scores`, `segments` (times rounded to ms), and `gender`/`gender_scores` when gender is asked."""
+    output = classifier(path, batch_size=batch_size, return_segments=True, **call_kwargs)
+    if not isinstance(output, dict) or "segments" not in output:  # a checkpoint's own code from before timelines
+        raise ValueError("this pipeline returns no emotion timeline (segments): run without --trust-remote-code")
+    frames, rate = file_duration(path)
+    segments = [{**s, "start": round(s["start"], 3), "end": round(s["end"], 3)} for s in output["segments"]]
+    result = {
+        "file": path,
+        "duration": round(frames / rate, 3),
+        "speech": output["speech"],
+        "speech_seconds": round(sum(s["end"] - s["start"] for s in output["segments"]), 3),
+        "scores": output["scores"],
+        "segments": segments,
+    }
+    if "gender" in output:
+        result["gender"] = output["gender"][0]["label"] if output["gender"] else None
+        result["gender_scores"] = output["gender"]
+    if not output["speech"]:
+        result["note"] = "no speech detected"
+    return result, output
+
+
+def find_inputs(paths: list[str]) -> list[tuple[str, str]]:
+    """(audio path, its result's name under --output-dir) of each input: a file as given (named by its file name),
+    or every audio file under a folder, recursively and sorted (named by its path inside the folder)."""
+    found = []
+    for given in paths:
+        if os.path.isdir(given):
+            folder = Path(given)
+            files = sorted(
+                path for path in folder.rglob("*") if path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS
+            )
+            if not files:
+                raise ValueError(f"no audio files in {folder} (searched recursively for {', '.join(AUDIO_EXTENSIONS)})")
+            found += [(str(path), path.relative_to(folder).as_posix()) for path in files]
+        else:
+            found.append((given, Path(given).name))
+    return found
+
+
+def result_files(output_dir: Path, name: str, fmt: str | None, embeddings: bool, plot: bool) -> dict[str, Path]:
+    """The files one input's result is written to (the JSON last: its presence marks the input as finished)."""
+    base = output_dir / name
+    files = {}
+    if fmt not in (None, "json"):
+        files[fmt] = base.with_name(f"{base.name}.{fmt}")
+    if embeddings:
+        files["embeddings"] = base.with_name(f"{base.name}.embeddings.npz")
+    if plot:
+        files["plot"] = base.with_name(f"{base.name}.png")
+    files["json"] = base.with_name(f"{base.name}.json")
+    return files
+
+
+def write_results(files: dict[str, Path], result: dict, output: dict, audio_path: str, rate: int) -> None:
+    """Write one input's files, each atomically, the JSON last."""
+    import numpy as np
+
+    for kind, path in files.items():
+        with atomic_path(path) as staged, open(staged, "wb") as handle:
+            if kind == "embeddings":
+                embeddings = output["embeddings"]
+                spans = np.asarray([(s["start"], s["end"]) for s in result["segments"]], dtype=np.float64)
+                np.savez(
+                    handle,
+                    file_embedding=embeddings["file"] if embeddings["file"] is not None else np.zeros(0, np.float32),
+                    segment_embeddings=embeddings["segments"],
+                    segment_spans=spans.reshape(-1, 2),
+                    window_embeddings=embeddings["windows"],
+                    window_spans=embeddings["window_spans"],
+                )
+            elif kind == "plot":
+                from .timeline_plot import plot_timeline
+
+                plot_timeline({**result, "chunks": output.get("chunks", [])}, audio_path, handle, rate)
+            else:
+                handle.write(render(result, kind).encode())
+
+
+def _options(args: argparse.Namespace, labels: list[str] | None, return_gender: bool) -> dict:
+    options = {
+        "candidate_labels": labels,
+        "hypothesis_template": args.template,
+        "return_gender": return_gender,
+        "segmentation": args.segmentation or ("fixed" if args.segment_seconds is not None else "vad"),
+        "return_timestamps": args.plot,
+        "return_embeddings": args.embeddings,
+    }
+    if args.segment_seconds is not None:
+        options["chunk_length_s"] = args.segment_seconds
+    for flag, (keyword, _) in TIMELINE_OPTIONS.items():
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value is not None:
+            options[keyword] = value
+    return options
+
+
+def _check_usage(args: argparse.Namespace, fmt: str | None, inputs: list[tuple[str, str]]) -> None:
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if (args.embeddings or args.plot) and args.output_dir is None:
+        raise ValueError("--embeddings and --plot write files: give --output-dir")
+    if args.output_dir is None:
+        if fmt in ("srt", "vtt") and len(inputs) != 1:
+            raise ValueError(f"--format {fmt} prints the subtitles of one file: give one file, or --output-dir")
+        return
+    check_folder_path(args.output_dir, "--output-dir")
+    owners: dict[str, str] = {}
+    for path, name in inputs:
+        if name in owners and owners[name] != path:
+            raise ValueError(f"{owners[name]} and {path} would both write {args.output_dir / name}.*: run them apart")
+        owners[name] = path
+
+
 def run(args: argparse.Namespace) -> int:
     labels = None if args.labels is None else [label.strip() for label in args.labels.split(",")]
+    fmt = args.format or ("json" if args.json else None)
+    inputs = find_inputs(args.files)
+    _check_usage(args, fmt, inputs)
     if args.onnx is not None:
         classifier = load_onnx_runner(args.onnx, args.trust_remote_code)
-        return_gender = classifier.gender_labels is not None
+        return_gender, rate = classifier.gender_labels is not None, classifier.sampling_rate
     else:
         from .modeling import VARIANTS
         from .modeling.pipeline_gemo_clap import check_label_prompts
@@ -100,30 +240,65 @@ def run(args: argparse.Namespace) -> int:
         if labels is not None:
             check_label_prompts(labels, args.template or config.prompt_template, what="--labels")
         variant = VARIANTS.get(config.variant)
-        return_gender = bool(variant and variant.needs_gender_prompts)
-    call_kwargs = {
-        "candidate_labels": labels,
-        "hypothesis_template": args.template,
-        "chunk_length_s": args.segment_seconds,
-        "return_gender": return_gender,
-    }
-    classifier._sanitize_parameters(**call_kwargs)  # bad options are a usage error, before any file
-    failures = 0
-    for path in args.files:
-        try:
-            result = predict_file(classifier, path, args.batch_size, **call_kwargs)
-        except ValueError as error:
-            failures += 1
-            problem = error.__cause__ if isinstance(error.__cause__, AudioDecodeError) else None
-            print(f"{path}: error: {problem.phrase if problem else error}", file=sys.stderr)
+        return_gender, rate = bool(variant and variant.needs_gender_prompts), classifier.processor.sampling_rate
+    options = _options(args, labels, return_gender)
+    checked = {key: value for key, value in options.items() if key not in ("return_timestamps", "return_embeddings")}
+    try:  # bad options are a usage error, before any file; named as the command line names them
+        classifier._sanitize_parameters(**checked, return_segments=True)
+    except ValueError as error:
+        message = str(error).replace("chunk_length_s", "--segment-seconds")
+        for flag, (keyword, _) in TIMELINE_OPTIONS.items():
+            message = message.replace(keyword, flag)
+        raise ValueError(message.replace("segmentation=", "--segmentation ")) from error
+
+    rows, printed, failures, skipped = [], [], [], 0
+    for path, name in inputs:
+        files = result_files(args.output_dir, name, fmt, args.embeddings, args.plot) if args.output_dir else {}
+        if files and all(target.is_file() for target in files.values()):
+            result = json.loads(files["json"].read_text())
+            rows.append(summary_row(result, path, "skipped: already finished"))
+            skipped += 1
             continue
-        if args.json:
-            print(json.dumps(result))
+        try:
+            result, output = predict_file(classifier, path, args.batch_size, **options)
+        except ValueError as error:
+            problem = error.__cause__ if isinstance(error.__cause__, AudioDecodeError) else None
+            reason = problem.phrase if problem else str(error)
+            print(f"{path}: error: {reason}", file=sys.stderr)
+            failures.append((path, reason))
+            rows.append(summary_row(None, path, "error", reason))
+            continue
+        rows.append(summary_row(result, path, "done"))
+        if files:
+            write_results(files, result, output, path, rate)
+        elif fmt == "csv":
+            printed.append(result)
+        elif fmt is not None:
+            print(render(result, fmt), end="" if fmt == "rttm" else "\n")
         else:
-            best = result["scores"][0]
-            gender = f"  gender {result['gender']}" if "gender" in result else ""
-            print(
-                f"{path}: {best['label']} ({best['score']:.2f}){gender}  [{result['duration']:.1f} s, "
-                f"{len(result['timeline'])} window(s)]"
-            )
-    return 1 if failures == len(args.files) else 0
+            print(describe(result))
+    if fmt == "csv" and printed:
+        print(to_csv(printed), end="")
+    if args.output_dir is not None:
+        with atomic_path(args.output_dir / SUMMARY_FILE) as staged:
+            staged.write_text(summary_csv(rows))
+    if len(inputs) > 1 or args.output_dir is not None:
+        done = len(inputs) - skipped - len(failures)
+        print(
+            f"predict: {len(inputs)} file(s): {done} done, {skipped} already finished, {len(failures)} could not "
+            "be used" + "".join(f"\n  {path}: {reason}" for path, reason in failures),
+            file=sys.stderr,
+        )
+    return 1 if inputs and len(failures) == len(inputs) else 0
+
+
+def describe(result: dict) -> str:
+    """One line per file: the overall emotion, gender, duration, speech and segment count."""
+    gender = f"  gender {result['gender']}" if result.get("gender") else ""
+    sizes = (
+        f"[{result['duration']:.1f} s, {result['speech_seconds']:.1f} s speech, {len(result['segments'])} segment(s)]"
+    )
+    if not result["speech"]:
+        return f"{result['file']}: no speech  {sizes}"
+    best = result["scores"][0]
+    return f"{result['file']}: {best['label']} ({best['score']:.2f}){gender}  {sizes}"

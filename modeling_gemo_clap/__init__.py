@@ -2,7 +2,8 @@
 
 Importing this package registers the classes with the `transformers` Auto classes, so `save_pretrained` writes
 an `auto_map` and checkpoints load anywhere with `trust_remote_code=True`, and locally without it. Where torch is
-not installed (an ONNX deployment), only the torch-free `audio_gemo_clap` module can be imported from it.
+not installed (an ONNX deployment), only the torch-free modules can be imported from it: `audio_gemo_clap`,
+`timeline_gemo_clap` (the emotion timeline) and `vad_gemo_clap` (speech detection with onnxruntime).
 """
 
 try:

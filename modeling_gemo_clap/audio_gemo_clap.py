@@ -17,6 +17,7 @@ import numpy as np
 
 MAX_CHANNELS = 8
 MIN_SECONDS = 0.1  # shorter clips hold no frame of speech: an error, not a confident label
+BLOCK_SECONDS = 30.0  # how much of a file is read at a time when it is not read chunk by chunk
 INTEGER_SCALES = {np.dtype(np.int16): 2**15, np.dtype(np.int32): 2**31, np.dtype(np.int8): 2**7}
 
 
@@ -258,14 +259,31 @@ def _audio_chunks(
     audio: Any, rate: int, chunk_length_s: float, longest: float
 ) -> Iterator[tuple[tuple[float, float], np.ndarray]]:
     if isinstance(audio, (str, os.PathLike)):
-        name = os.fspath(audio)
-        frames, file_rate = file_duration(name)
-        check_duration(frames, file_rate, name)
-        bounds = chunk_bounds(frames, round(chunk_length_s * file_rate), int(longest * file_rate))
-        spans = [(start / file_rate, end / file_rate) for start, end in bounds]
-        for span, chunk in zip(spans, read_chunks(name, rate, spans)):
-            yield span, validate_audio(chunk, rate, f"{name} at {span[0]:.2f}-{span[1]:.2f} s", min_seconds=0)
+        yield from _file_spans(
+            os.fspath(audio),
+            rate,
+            lambda frames, file_rate: chunk_bounds(frames, round(chunk_length_s * file_rate), int(longest * file_rate)),
+        )
         return
+    array = _in_memory(audio, rate)
+    for start, end in chunk_bounds(array.size, round(chunk_length_s * rate), int(longest * rate)):
+        yield (start / rate, end / rate), array[start:end]
+
+
+def _file_spans(
+    name: str, rate: int, bounds: Callable[[int, int], list[tuple[int, int]]]
+) -> Iterator[tuple[tuple[float, float], np.ndarray]]:
+    """`((start_s, end_s), clip)` of each span `bounds(frames, file_rate)` gives in file samples, read one at a time
+    and checked (a file shorter than `MIN_SECONDS` is an error)."""
+    frames, file_rate = file_duration(name)
+    check_duration(frames, file_rate, name)
+    spans = [(start / file_rate, end / file_rate) for start, end in bounds(frames, file_rate)]
+    for span, chunk in zip(spans, read_chunks(name, rate, spans)):
+        yield span, validate_audio(chunk, rate, f"{name} at {span[0]:.2f}-{span[1]:.2f} s", min_seconds=0)
+
+
+def _in_memory(audio: Any, rate: int) -> np.ndarray:
+    """A non-file input (encoded bytes, a clip at `rate`, an audio dict) as a validated mono float32 clip at `rate`."""
     if isinstance(audio, bytes):
         array = read_audio(audio, rate)
     elif isinstance(audio, dict):
@@ -275,9 +293,26 @@ def _audio_chunks(
         array = resample(to_mono_float(raw), audio["sampling_rate"], rate)
     else:
         array = audio
-    array = validate_audio(array, rate, "audio item 0")
-    for start, end in chunk_bounds(array.size, round(chunk_length_s * rate), int(longest * rate)):
-        yield (start / rate, end / rate), array[start:end]
+    return validate_audio(array, rate, "audio item 0")
+
+
+def audio_blocks(audio: Any, sampling_rate: int, block_seconds: float = BLOCK_SECONDS) -> Iterator[np.ndarray]:
+    """One input of the pipeline (or the ONNX runner) as consecutive mono float32 blocks at `sampling_rate`: a file
+    read `block_seconds` at a time (memory bounded by a block, not the file), any other input (bytes, a clip, an
+    audio dict) in one block. Errors as `audio_chunks`."""
+    try:
+        if not isinstance(audio, (str, os.PathLike)):
+            yield _in_memory(audio, sampling_rate)
+            return
+
+        def blocks(frames: int, file_rate: int) -> list[tuple[int, int]]:
+            step = round(block_seconds * file_rate)
+            return [(start, min(start + step, frames)) for start in range(0, frames, step)]
+
+        for _, block in _file_spans(os.fspath(audio), sampling_rate, blocks):
+            yield block
+    except AudioDecodeError as error:
+        raise ValueError(error.sentence) from error
 
 
 def in_memory_seconds(item: Any, sampling_rate: int) -> float | None:

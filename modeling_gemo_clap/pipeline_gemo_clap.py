@@ -1,6 +1,8 @@
 """Zero-shot speech emotion classification with GEmo-CLAP: cosine similarity between the audio embedding and the
 embeddings of one prompt per candidate label ("The emotion is {label}."). Long inputs are split into chunks, as
-the ASR pipeline does (`chunk_length_s`), and their scores combined (`return_timestamps` gives each chunk's)."""
+the ASR pipeline does (`chunk_length_s`), and their scores combined (`return_timestamps` gives each chunk's); or,
+with `segmentation="vad"` / `return_segments=True`, scored in sliding windows inside detected speech and returned
+as an emotion timeline (`timeline_gemo_clap`)."""
 
 from __future__ import annotations
 
@@ -8,12 +10,20 @@ from collections import Counter
 from functools import partial
 from typing import Any
 
-import numpy as np
 import torch
 from transformers.pipelines.base import ChunkPipeline
 
-from .audio_gemo_clap import audio_chunks, check_chunk_length, chunk_results, longest_first
+from .audio_gemo_clap import longest_first
 from .loss_gemo_clap import VARIANTS
+from .timeline_gemo_clap import (
+    SPAN_KEYS,
+    TimelineSettings,
+    chunk_output,
+    input_chunks,
+    timeline_result,
+    timeline_settings,
+)
+from .vad_gemo_clap import SileroVad
 
 PIPELINE_TASK = "zero-shot-audio-classification"
 
@@ -40,13 +50,23 @@ class GEmoClapZeroShotAudioClassificationPipeline(ChunkPipeline):
     (batched with `batch_size`, which counts chunks). `candidate_labels` default to the checkpoint's emotion labels,
     `hypothesis_template` to its prompt template; each label set's prompt embeddings are computed once and reused.
 
-    Inputs longer than `chunk_length_s` (default: the model's `max_audio_seconds`) are split into chunks of that
-    length; a tail shorter than half a chunk joins the previous chunk (or, where that would exceed the model's
-    maximum, the two are split into equal halves). Returns per input `[{"label", "score"}, ...]`, sorted, scores
-    summing to 1: the duration-weighted mean of the chunks' scores. With `return_timestamps=True`: `{"scores": [...],
-    "chunks": [{"timestamp": (start_s, end_s), "scores": [...]}, ...]}`. With `return_gender=True` (checkpoints
-    trained with gender prompts, ML-GEmo-CLAP) the result is a dict that also holds `"gender"` scores (per input
-    and per chunk), computed from the same audio embeddings.
+    `segmentation="fixed"` (the default unless `return_segments=True`): inputs longer than `chunk_length_s`
+    (default: the model's `max_audio_seconds`) are split into chunks of that length; a tail shorter than half a
+    chunk joins the previous chunk (or, where that would exceed the model's maximum, the two are split into equal
+    halves). Returns per input `[{"label", "score"}, ...]`, sorted, scores summing to 1: the duration-weighted mean
+    of the chunks' scores. With `return_timestamps=True`: `{"scores": [...], "chunks": [{"timestamp": (start_s,
+    end_s), "scores": [...]}, ...]}`. With `return_gender=True` (checkpoints trained with gender prompts,
+    ML-GEmo-CLAP) the result is a dict that also holds `"gender"` scores (per input and per chunk), computed from
+    the same audio embeddings.
+
+    `segmentation="vad"` (the default with `return_segments=True`; needs `pip install 'gemo-clap[timeline]'`): Silero
+    VAD finds speech (`vad_threshold`, `min_speech_s`, `min_silence_s`, `speech_pad_s`); windows of `window_s`
+    every `hop_s` inside speech are scored, their scores averaged where they overlap, smoothed over `smoothing_s`
+    and merged into segments; non-speech gets no emotion and does not count in the overall scores (weighted by
+    speech duration). `return_segments=True` gives `{"scores", "segments": [{"start", "end", "label", "score"[,
+    "gender"]}, ...], "speech": bool}` (an input without speech: empty `scores` and `segments`, `speech` False);
+    `return_timestamps=True` adds the windows as `"chunks"`; `return_embeddings=True` adds `"embeddings"` (numpy
+    arrays of the L2-normalised audio embeddings: `file`, `segments`, `windows`, `window_spans`).
     """
 
     _load_processor = True
@@ -57,6 +77,7 @@ class GEmoClapZeroShotAudioClassificationPipeline(ChunkPipeline):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._prompt_embeddings: dict[tuple[tuple[str, ...], str], torch.Tensor] = {}
+        self._vad: SileroVad | None = None
 
     def __call__(self, inputs: Any, **kwargs) -> list | dict:
         """Classify one input or a list. A list of in-memory clips is run longest first (length bucketing: little
@@ -65,6 +86,13 @@ class GEmoClapZeroShotAudioClassificationPipeline(ChunkPipeline):
             return super().__call__(inputs, **kwargs)
         return longest_first(inputs, self.processor.sampling_rate, partial(super().__call__, **kwargs))
 
+    @property
+    def vad(self) -> SileroVad:
+        """The speech detector (Silero VAD from the installed `silero-vad` wheel), loaded when first needed."""
+        if self._vad is None:
+            self._vad = SileroVad()
+        return self._vad
+
     def _sanitize_parameters(
         self,
         candidate_labels=None,
@@ -72,6 +100,16 @@ class GEmoClapZeroShotAudioClassificationPipeline(ChunkPipeline):
         chunk_length_s=None,
         return_timestamps=None,
         return_gender=None,
+        segmentation=None,
+        return_segments=None,
+        return_embeddings=None,
+        window_s=None,
+        hop_s=None,
+        smoothing_s=None,
+        vad_threshold=None,
+        min_speech_s=None,
+        min_silence_s=None,
+        speech_pad_s=None,
         **kwargs,
     ):
         config = self.model.config
@@ -80,7 +118,22 @@ class GEmoClapZeroShotAudioClassificationPipeline(ChunkPipeline):
         labels = list(candidate_labels) if candidate_labels is not None else list(config.emotion_labels)
         template = hypothesis_template if hypothesis_template is not None else config.prompt_template
         check_label_prompts(labels, template)
-        chunk = check_chunk_length(chunk_length_s, config.max_audio_seconds)
+        settings = timeline_settings(
+            config.max_audio_seconds,
+            self.processor.sampling_rate,
+            segmentation,
+            bool(return_segments),
+            chunk_length_s,
+            window_s=window_s,
+            hop_s=hop_s,
+            smoothing_s=smoothing_s,
+            vad_threshold=vad_threshold,
+            min_speech_s=min_speech_s,
+            min_silence_s=min_silence_s,
+            speech_pad_s=speech_pad_s,
+        )
+        if settings.segmentation == "vad" and self._vad is None:
+            self._vad = SileroVad()  # a missing silero-vad is reported before any input is read
         gender = None
         if return_gender:
             variant = VARIANTS.get(config.variant)
@@ -90,25 +143,27 @@ class GEmoClapZeroShotAudioClassificationPipeline(ChunkPipeline):
                     f"{config.variant!r}"
                 )
             gender = (list(config.gender_labels), config.gender_prompt_template)
-        forward = {"candidate_labels": labels, "hypothesis_template": template, "gender": gender}
-        postprocess = {"candidate_labels": labels, "return_timestamps": bool(return_timestamps), "gender": gender}
-        return {"chunk_length_s": chunk}, forward, postprocess
+        forward = {
+            "candidate_labels": labels,
+            "hypothesis_template": template,
+            "gender": gender,
+            "return_embeddings": bool(return_embeddings),
+        }
+        postprocess = {
+            "candidate_labels": labels,
+            "gender": gender,
+            "settings": settings,
+            "return_timestamps": bool(return_timestamps),
+            "return_segments": bool(return_segments),
+            "return_embeddings": bool(return_embeddings),
+        }
+        return {"settings": settings}, forward, postprocess
 
-    def preprocess(self, audio: Any, chunk_length_s: float):
-        """Chunks `{"audio", "start", "end", "is_last"}` of one input (`audio_chunks`); a file is read one chunk at
-        a time."""
-        pieces = audio_chunks(audio, self.processor.sampling_rate, chunk_length_s, self.model.config.max_audio_seconds)
-        previous = None  # one chunk of look-ahead tells the last one
-        for piece in pieces:
-            if previous is not None:
-                yield self._chunk(previous, is_last=False)
-            previous = piece
-        yield self._chunk(previous, is_last=True)
-
-    @staticmethod
-    def _chunk(piece: tuple[tuple[float, float], np.ndarray], is_last: bool) -> dict:
-        (start, end), array = piece
-        return {"audio": array, "start": start, "end": end, "is_last": is_last}
+    def preprocess(self, audio: Any, settings: TimelineSettings):
+        """The chunks (segmentation="fixed") or speech windows ("vad") of one input (`input_chunks`); a file is read
+        a chunk or a block at a time."""
+        rate = self.processor.sampling_rate
+        yield from input_chunks(audio, rate, settings, self.model.config.max_audio_seconds, lambda: self.vad)
 
     def prompt_embeddings(self, candidate_labels: list[str], hypothesis_template: str) -> torch.Tensor:
         """`model.get_label_embeddings` of the label prompts, computed once per (labels, template)."""
@@ -119,33 +174,51 @@ class GEmoClapZeroShotAudioClassificationPipeline(ChunkPipeline):
             )
         return self._prompt_embeddings[key]
 
-    def _forward(self, model_inputs, candidate_labels, hypothesis_template, gender):
+    def _forward(self, model_inputs, candidate_labels, hypothesis_template, gender, return_embeddings):
         clips = model_inputs["audio"]
         clips = clips if isinstance(clips, list) else [clips]
-        inputs = self.processor(audio=clips, sampling_rate=self.processor.sampling_rate).to(self.device)
-        audio_embeds = self.model.get_audio_features(**inputs)  # one audio-tower pass for emotion and gender
-        outputs = {
-            "logits": self.model.similarity_logits(
-                audio_embeds, self.prompt_embeddings(candidate_labels, hypothesis_template)
-            )[0],
-            "start": model_inputs["start"],
-            "end": model_inputs["end"],
-            "is_last": model_inputs["is_last"],
-        }
+        rows = [row for row, clip in enumerate(clips) if clip is not None]  # a chunk without audio: no speech
+        outputs = {key: model_inputs[key] for key in (*SPAN_KEYS, "is_last")}
+        heads = {"logits": (candidate_labels, hypothesis_template)}
         if gender is not None:
-            outputs["gender_logits"] = self.model.similarity_logits(audio_embeds, self.prompt_embeddings(*gender))[0]
+            heads["gender_logits"] = gender
+        dimension = self.model.config.projection_dim
+        audio_embeds = torch.zeros(len(clips), dimension, device=self.device)
+        for name, prompts in heads.items():
+            outputs[name] = torch.zeros(len(clips), len(prompts[0]), device=self.device)
+        if rows:
+            inputs = self.processor(audio=[clips[row] for row in rows], sampling_rate=self.processor.sampling_rate)
+            audio_embeds[rows] = self.model.get_audio_features(**inputs.to(self.device))  # one pass for all heads
+            for name, prompts in heads.items():
+                outputs[name][rows] = self.model.similarity_logits(
+                    audio_embeds[rows], self.prompt_embeddings(*prompts)
+                )[0]
+        if return_embeddings:
+            outputs["audio_embeds"] = audio_embeds
         return outputs
 
-    def postprocess(self, model_outputs, candidate_labels, return_timestamps, gender):
-        spans = [(float(output["start"]), float(output["end"])) for output in model_outputs]
-        tasks = {"scores": ("logits", candidate_labels)}
-        if gender is not None:
-            tasks["gender"] = ("gender_logits", gender[0])
-        scores = {
-            name: ([output[key][0].float().softmax(dim=-1).tolist() for output in model_outputs], labels)
-            for name, (key, labels) in tasks.items()
-        }
-        return chunk_results(spans, scores, return_timestamps)
+    def postprocess(
+        self, model_outputs, candidate_labels, gender, settings, return_timestamps, return_segments, return_embeddings
+    ):
+        outputs = []
+        for output in model_outputs:
+            probabilities = {
+                key: output[key][0].float().softmax(dim=-1).cpu().numpy()
+                for key in ("logits", "gender_logits")
+                if key in output
+            }
+            embedding = output["audio_embeds"][0].float().cpu().numpy() if return_embeddings else None
+            outputs.append(chunk_output(output, probabilities["logits"], probabilities.get("gender_logits"), embedding))
+        return timeline_result(
+            outputs,
+            candidate_labels,
+            gender[0] if gender is not None else None,
+            settings,
+            self.processor.sampling_rate,
+            return_timestamps=return_timestamps,
+            return_segments=return_segments,
+            return_embeddings=return_embeddings,
+        )
 
 
 __all__ = ["PIPELINE_TASK", "GEmoClapZeroShotAudioClassificationPipeline"]

@@ -4,6 +4,7 @@ same chunks, same output format, same errors; `gemo-clap predict --onnx` prints 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 import soundfile as sf
 import torch
 from gemo_clap.modeling.audio_tower_gemo_clap import WaveformTower, WhisperTower
+from gemo_clap.modeling.vad_gemo_clap import VAD_LICENSE_FILE, VAD_MODEL_FILE
 from gemo_clap.train.towers import build_model_and_processor
 
 from gemo_clap.cli import main
@@ -33,6 +35,8 @@ EMODB = SHARED / "data" / "emodb" / "wav"
 RATE = 16000
 TOLERANCE = 1e-4
 LENGTHS = (0.4, 2.7, 1.3, 5.0)  # seconds: one at a time, and batched with padding
+# export-onnx copies Silero VAD (the timeline's speech detector) and its licence when silero-vad is installed
+VAD_FILES = {VAD_MODEL_FILE, VAD_LICENSE_FILE} if importlib.util.find_spec("silero_vad") else set()
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +131,7 @@ def test_tiny_wavlm_parity(exported):
 
 def test_statistics_pooling_with_weighted_layer_sum_parity(tiny_encoders, tmp_path):
     model, processor = build_model_and_processor(
-        *tiny_encoders("wavlm"), audio_pooling="statistics", use_weighted_layer_sum=True
+        *tiny_encoders("wavlm"), audio_pooling="statistics", audio_layer_pooling="weighted_sum"
     )
     with torch.no_grad():
         model.audio_layer_weights.copy_(torch.tensor([0.5, -1.0, 2.0]))  # learnt, not uniform
@@ -163,9 +167,9 @@ def test_whisper_tiny_en_parity_on_emodb(tiny_encoders, tmp_path):
 def test_exported_folder_and_label_override(exported, tmp_path, capsys):
     import onnx
 
-    checkpoint, folder = exported("whisper")
+    _, folder = exported("whisper")
     files = {path.name for path in folder.iterdir()}
-    assert files == {ONNX_FILE, CONFIG_FILE, README_FILE, "mel_filters.npy"}
+    assert files == {ONNX_FILE, CONFIG_FILE, README_FILE, "mel_filters.npy", *VAD_FILES}
     config = json.loads((folder / CONFIG_FILE).read_text())
     assert config["labels"] == ["angry", "happy", "sad", "neutral"] and config["template"] == "The emotion is {}."
     assert config["sampling_rate"] == RATE and config["max_audio_seconds"] == 14.0 and config["gender_labels"] is None
@@ -187,7 +191,7 @@ def test_exported_folder_and_label_override(exported, tmp_path, capsys):
     assert "labels ['calm', 'angry']" in capsys.readouterr().out
     config = json.loads((override / CONFIG_FILE).read_text())
     assert (config["labels"], config["template"], config["opset"]) == (["calm", "angry"], template, 18)
-    assert {path.name for path in override.iterdir()} == {ONNX_FILE, CONFIG_FILE, README_FILE}
+    assert {path.name for path in override.iterdir()} == {ONNX_FILE, CONFIG_FILE, README_FILE, *VAD_FILES}
     kwargs = {"candidate_labels": ["calm", "angry"], "hypothesis_template": template}
     assert_parity(wavlm, override, clips(), **kwargs)
     with pytest.raises(ValueError, match=r"differ from the ones fixed at export \['calm', 'angry'\]"):
@@ -211,7 +215,7 @@ import numpy as np, soundfile as sf
 from gemo_clap.cli import main
 from gemo_clap.onnx.runtime import GEmoClapOnnxRunner
 
-folder, wav = sys.argv[1], sys.argv[2]
+folder, wav, speech = sys.argv[1], sys.argv[2], sys.argv[3]
 runner = GEmoClapOnnxRunner(folder, num_threads=1)
 array = sf.read(wav, dtype="float32")[0]
 results = [
@@ -220,6 +224,7 @@ results = [
     runner(array, return_timestamps=True, chunk_length_s=1.0),
 ]
 print(json.dumps(results))
+print(json.dumps(runner(speech, return_segments=True, window_s=1.0, hop_s=0.5)))  # the export's own Silero VAD
 main(["predict", "--onnx", folder, "--json", wav])
 loaded = sorted(name for name in sys.modules if name.split(".")[0] in ("torch", "transformers") and sys.modules[name])
 print(json.dumps(loaded))
@@ -228,14 +233,21 @@ print(json.dumps(loaded))
 
 def test_runner_and_predict_without_torch(exported, tmp_path, capsys):
     checkpoint, folder = exported("whisper")
-    wav = tmp_path / "speech.wav"
+    wav, speech = tmp_path / "speech.wav", tmp_path / "conversation.wav"
     sf.write(wav, clips((2.5,))[0], RATE)
+    utterances = [sf.read(path, dtype="float32")[0] for path in sorted(EMODB.glob("*.wav"))[:2]] or clips((2.0,))
+    silence = np.zeros(RATE // 2, dtype=np.float32)
+    sf.write(speech, np.concatenate([silence, utterances[0], silence, utterances[-1], silence]), RATE)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     completed = subprocess.run(
-        [sys.executable, "-c", TORCH_FREE, str(folder), str(wav)], capture_output=True, text=True, env=env
+        [sys.executable, "-c", TORCH_FREE, str(folder), str(wav), str(speech)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     assert completed.returncode == 0, completed.stderr
-    results, predicted, loaded = [json.loads(line) for line in completed.stdout.splitlines()]
+    results, timeline, predicted, loaded = [json.loads(line) for line in completed.stdout.splitlines()]
     assert loaded == []
     pipe = load_classifier(str(checkpoint), False)
     array = sf.read(wav, dtype="float32")[0]
@@ -245,22 +257,33 @@ def test_runner_and_predict_without_torch(exported, tmp_path, capsys):
             pipe([array, array[:8000]], batch_size=2),
             pipe(array, return_timestamps=True, chunk_length_s=1.0),
         ]
+        expected_timeline = pipe(str(speech), return_segments=True, window_s=1.0, hop_s=0.5)
     expected[2]["chunks"] = [{**chunk, "timestamp": list(chunk["timestamp"])} for chunk in expected[2]["chunks"]]
     assert difference(results, expected) < TOLERANCE
     assert [chunk["timestamp"] for chunk in results[2]["chunks"]] == [[0.0, 1.0], [1.0, 2.0], [2.0, 2.5]]
+    assert timeline["speech"] == expected_timeline["speech"] == EMODB.is_dir()
+    assert_same_segments(timeline["segments"], expected_timeline["segments"])
     assert main(["predict", "--model", str(checkpoint), "--json", str(wav)]) == 0
     assert_same_predictions(predicted, json.loads(capsys.readouterr().out))
 
 
 # ------------------------------------------------------------------------------ predict --onnx
+def assert_same_segments(ours: list[dict], theirs: list[dict]) -> None:
+    assert [(s["start"], s["end"], s["label"], s.get("gender")) for s in ours] == [
+        (s["start"], s["end"], s["label"], s.get("gender")) for s in theirs
+    ]
+    assert all(abs(a["score"] - b["score"]) < TOLERANCE for a, b in zip(ours, theirs))
+
+
 def assert_same_predictions(ours: dict, theirs: dict) -> None:
-    """Two `predict --json` objects: same keys, duration and timeline spans and labels, scores within 1e-4."""
-    assert set(ours) == set(theirs) and ours["file"] == theirs["file"] and ours["duration"] == theirs["duration"]
-    assert difference(ours["scores"], theirs["scores"]) < TOLERANCE
-    assert len(ours["timeline"]) == len(theirs["timeline"])
-    for a, b in zip(ours["timeline"], theirs["timeline"]):
-        assert set(a) == set(b) and (a["start"], a["end"], a["label"]) == (b["start"], b["end"], b["label"])
-        assert abs(a["score"] - b["score"]) < TOLERANCE and a.get("gender") == b.get("gender")
+    """Two `predict --json` objects: same keys, durations, speech and segments (spans, labels, gender), scores
+    within 1e-4."""
+    assert set(ours) == set(theirs) and ours["file"] == theirs["file"]
+    for key in ("duration", "speech", "speech_seconds"):
+        assert ours[key] == theirs[key], key
+    if theirs["scores"]:
+        assert difference(ours["scores"], theirs["scores"]) < TOLERANCE
+    assert_same_segments(ours["segments"], theirs["segments"])
     if "gender" in theirs:
         assert ours["gender"] == theirs["gender"]
         assert difference(ours["gender_scores"], theirs["gender_scores"]) < TOLERANCE
@@ -275,7 +298,8 @@ def test_predict_onnx_prints_what_predict_model_prints(exported, tmp_path, capsy
         assert main(["predict", *source, "--json", "--segment-seconds", "10", "--batch-size", "2", str(long_wav)]) == 0
         outputs.append(json.loads(capsys.readouterr().out))
     theirs, ours = outputs
-    assert [(w["start"], w["end"]) for w in ours["timeline"]] == [(0, 10), (10, 20), (20, 28)]
+    segments = ours["segments"]  # the chunks 0-10-20-28 s, neighbours with one emotion joined
+    assert segments[0]["start"] == 0 and segments[-1]["end"] == 28 and {s["start"] for s in segments} <= {0, 10, 20}
     assert ours["duration"] == 28.0 and "gender" in ours
     assert_same_predictions(ours, theirs)
 

@@ -1,8 +1,10 @@
-"""`gemo-clap predict`: timelines for long files, gender for ML models, one clear line per bad file."""
+"""`gemo-clap predict`: timelines for long files, gender for ML models, one clear line per bad file (the emotion
+timeline and folders: test_timeline_pipeline.py)."""
 
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 
 import numpy as np
 import soundfile as sf
@@ -24,13 +26,12 @@ def test_long_file_timeline_gender_and_bad_files(tiny_checkpoint, make_clip, tmp
             "--model",
             str(model),
             "--json",
-            "--segment-seconds",
+            "--segment-seconds",  # chunks of 10 s over the whole signal (segmentation "fixed")
             "10",
             str(long_wav),
             str(stereo),
             str(fake),
             str(tmp_path / "missing.wav"),
-            str(tmp_path),
         ]
     )
 
@@ -38,19 +39,25 @@ def test_long_file_timeline_gender_and_bad_files(tiny_checkpoint, make_clip, tmp
     results = [json.loads(line) for line in captured.out.splitlines()]
     assert code == 0
     long_result, stereo_result = results
-    assert [(w["start"], w["end"]) for w in long_result["timeline"]] == [(0, 10), (10, 20), (20, 30), (30, 35)]
-    assert long_result["duration"] == 35.0 and long_result["gender"] in ("female", "male")
+    segments = long_result["segments"]  # the chunks 0-10-20-30-35 s, neighbours with one emotion joined
+    assert segments[0]["start"] == 0 and segments[-1]["end"] == 35.0
+    assert all(a["end"] == b["start"] and a["label"] != b["label"] for a, b in pairwise(segments))
+    assert {s["start"] for s in segments} <= {0, 10, 20, 30} and all("gender" in s for s in segments)
+    assert long_result["duration"] == 35.0 == long_result["speech_seconds"] and long_result["speech"] is True
+    assert long_result["gender"] in ("female", "male")
     assert abs(sum(s["score"] for s in long_result["scores"]) - 1) < 1e-6
-    weighted = sum((w["end"] - w["start"]) for w in long_result["timeline"])
-    assert weighted == 35.0
-    assert stereo_result["duration"] == 3.0 and len(stereo_result["timeline"]) == 1
+    assert stereo_result["duration"] == 3.0 and [(s["start"], s["end"]) for s in stereo_result["segments"]] == [(0, 3)]
     errors = captured.err
     assert f"{fake}: error: not a readable audio file" in errors
     assert "missing.wav: error: file not found" in errors
-    assert f"{tmp_path}: error: is a directory" in errors
+    assert "predict: 4 file(s): 2 done, 0 already finished, 2 could not be used" in errors
 
 
 def test_exit_code_is_nonzero_only_when_every_file_fails(tiny_checkpoint, tmp_path, capsys):
     assert main(["predict", "--model", str(tiny_checkpoint("wavlm")), str(tmp_path / "a.wav")]) == 1
+    (tmp_path / "b.wav").write_text("")
     assert main(["predict", "--model", str(tiny_checkpoint("wavlm")), "--labels", "a,a", str(tmp_path)]) == 2
     assert "duplicates" in capsys.readouterr().err
+    (tmp_path / "b.wav").unlink()
+    assert main(["predict", "--model", str(tiny_checkpoint("wavlm")), str(tmp_path)]) == 2
+    assert f"no audio files in {tmp_path}" in capsys.readouterr().err

@@ -110,8 +110,9 @@ def test_training_refuses_a_folder_holding_a_run_unless_resumed_or_overwritten(
     first = sorted(path.name for path in (tmp_path / "run" / "checkpoints").iterdir())
     capsys.readouterr()
     assert main(["train", *overrides]) == 2
-    assert "already holds a training run (checkpoints, model, training_config.json, test_results.json)" in (
-        capsys.readouterr().err
+    assert (
+        "already holds a training run (checkpoints, model, training_config.json, test_results.json, history.jsonl)"
+        in (capsys.readouterr().err)
     )
     assert main(["train", "--resume", *overrides]) == 0  # a finished run resumes to its end
     assert main(["train", "--overwrite", *overrides[:-1], "num_epochs=2"]) == 0

@@ -1,6 +1,7 @@
 """Run a folder written by `gemo-clap export-onnx` with onnxruntime, without torch or transformers: the zero-shot
 pipeline's call, chunking and results, from numpy features and one ONNX graph whose label prompts were embedded at
-export. Needs onnxruntime, numpy and soundfile (files), and librosa only to resample other sampling rates."""
+export, and the emotion timeline with the export's copy of Silero VAD. Needs onnxruntime, numpy and soundfile (files),
+and librosa only to resample other sampling rates."""
 
 from __future__ import annotations
 
@@ -12,7 +13,15 @@ from typing import Any
 
 import numpy as np
 
-from ..modeling.audio_gemo_clap import audio_chunks, check_chunk_length, chunk_results, longest_first, validate_audio
+from ..modeling.audio_gemo_clap import longest_first, validate_audio
+from ..modeling.timeline_gemo_clap import (
+    TimelineSettings,
+    chunk_output,
+    input_chunks,
+    timeline_result,
+    timeline_settings,
+)
+from ..modeling.vad_gemo_clap import VAD_MODEL_FILE, SileroVad
 from .features import batch_features
 
 # the exported folder
@@ -28,7 +37,9 @@ class GEmoClapOnnxRunner:
     """
     Zero-shot emotion scores from an exported folder, called like the zero-shot pipeline and giving the same
     results: `runner(inputs, candidate_labels=None, hypothesis_template=None, chunk_length_s=None,
-    return_timestamps=False, return_gender=False, batch_size=1)`.
+    return_timestamps=False, return_gender=False, batch_size=1, segmentation=None, return_segments=False,
+    return_embeddings=False, window_s=..., hop_s=..., ...)`. The emotion timeline (segmentation="vad") runs the
+    export's copy of Silero VAD (`silero_vad_16k_sequence.onnx`, written by `export-onnx`) with onnxruntime.
 
     Inputs: file paths (read chunk by chunk), bytes, 1-D/2-D numpy arrays at `sampling_rate`, `{"array"|"raw",
     "sampling_rate"}` dicts (resampled), or lists of these (`batch_size` counts chunks). Labels and template are
@@ -68,6 +79,8 @@ class GEmoClapOnnxRunner:
         self.max_audio_seconds: float = config["max_audio_seconds"]
         self.features = config["features"]
         self.mel_filters = np.load(folder / self.features["mel_filters"]) if "mel_filters" in self.features else None
+        self.vad_path = folder / VAD_MODEL_FILE if (folder / VAD_MODEL_FILE).is_file() else None
+        self._vad: SileroVad | None = None
 
     def __call__(
         self,
@@ -78,22 +91,46 @@ class GEmoClapOnnxRunner:
         return_timestamps: bool = False,
         return_gender: bool = False,
         batch_size: int = 1,
+        segmentation: str | None = None,
+        return_segments: bool = False,
+        return_embeddings: bool = False,
+        **timeline_options: float | None,
     ) -> list | dict:
-        """Per input the ranked `[{"label", "score"}, ...]` (the duration-weighted mean over its chunks); with
-        `return_timestamps` or `return_gender` a dict `{"scores", "chunks"?, "gender"?}`, as the pipeline gives.
-        A list of in-memory clips is run longest first; results come back in input order."""
-        chunk, with_gender = self._sanitize_parameters(
-            candidate_labels, hypothesis_template, chunk_length_s, return_gender
+        """Per input what the pipeline gives with the same options: the ranked `[{"label", "score"}, ...]`, or with
+        `return_timestamps`, `return_gender`, `return_segments` or `return_embeddings` a dict (`scores`, `chunks`,
+        `gender`, `segments`, `speech`, `embeddings`). `timeline_options`: the pipeline's `window_s`, `hop_s`,
+        `smoothing_s`, `vad_threshold`, `min_speech_s`, `min_silence_s`, `speech_pad_s`. A list of in-memory clips
+        is run longest first; results come back in input order."""
+        settings, with_gender = self._sanitize_parameters(
+            candidate_labels,
+            hypothesis_template,
+            chunk_length_s,
+            return_gender,
+            segmentation=segmentation,
+            return_segments=return_segments,
+            **timeline_options,
         )
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        asked = {
+            "return_timestamps": bool(return_timestamps),
+            "return_segments": bool(return_segments),
+            "return_embeddings": bool(return_embeddings),
+        }
 
         def classify(items: list) -> list:
-            return self._classify(items, chunk, with_gender, bool(return_timestamps), batch_size)
+            return self._classify(items, settings, with_gender, batch_size, **asked)
 
         if isinstance(inputs, list):
             return longest_first(inputs, self.sampling_rate, classify)
         return classify([inputs])[0]
+
+    @property
+    def vad(self) -> SileroVad:
+        """The speech detector: the export's own copy of Silero VAD, else the installed `silero-vad` wheel's."""
+        if self._vad is None:
+            self._vad = SileroVad(self.vad_path)
+        return self._vad
 
     def _sanitize_parameters(
         self,
@@ -101,9 +138,12 @@ class GEmoClapOnnxRunner:
         hypothesis_template: str | None = None,
         chunk_length_s: float | None = None,
         return_gender: bool = False,
-    ) -> tuple[float, bool]:
-        """(chunk length, whether gender is scored); a `ValueError` for options the export cannot serve (named as
-        the pipeline's, so `gemo-clap predict` checks either before reading any file)."""
+        segmentation: str | None = None,
+        return_segments: bool = False,
+        **timeline_options: float | None,
+    ) -> tuple[TimelineSettings, bool]:
+        """(timeline settings, whether gender is scored); a `ValueError` for options the export cannot serve (named
+        as the pipeline's, so `gemo-clap predict` checks either before reading any file)."""
         if isinstance(candidate_labels, str):
             candidate_labels = [label.strip() for label in candidate_labels.split(",")]
         if candidate_labels is not None and sorted(candidate_labels) != sorted(self.labels):
@@ -121,7 +161,17 @@ class GEmoClapOnnxRunner:
                 "return_gender needs a checkpoint trained with gender prompts (e.g. ML-GEmo-CLAP); this one is "
                 f"{self.config['variant']!r}"
             )
-        return check_chunk_length(chunk_length_s, self.max_audio_seconds), bool(return_gender)
+        settings = timeline_settings(
+            self.max_audio_seconds,
+            self.sampling_rate,
+            segmentation,
+            bool(return_segments),
+            chunk_length_s,
+            **timeline_options,
+        )
+        if settings.segmentation == "vad" and self._vad is None:
+            self._vad = SileroVad(self.vad_path)  # a missing speech detector is reported before any input is read
+        return settings, bool(return_gender)
 
     def model_inputs(self, clips: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
         """The graph's inputs for mono float32 clips at `sampling_rate` (each checked as the processor does)."""
@@ -130,29 +180,40 @@ class GEmoClapOnnxRunner:
         return {self.config["input_name"]: features, MASK_INPUT: mask}
 
     def _classify(
-        self, items: list, chunk_length_s: float, with_gender: bool, return_timestamps: bool, batch_size: int
+        self,
+        items: list,
+        settings: TimelineSettings,
+        with_gender: bool,
+        batch_size: int,
+        return_timestamps: bool,
+        return_segments: bool,
+        return_embeddings: bool,
     ) -> list:
         """The results of `items`, their chunks run through the graph `batch_size` at a time, in order."""
-        tasks = {"scores": (PROBABILITIES, self.labels)}
-        if with_gender:
-            tasks["gender"] = (GENDER_PROBABILITIES, self.gender_labels)
-        outputs = [output for output, _ in tasks.values()]
-        spans: list[list[tuple[float, float]]] = [[] for _ in items]
-        scores: list[dict[str, list[np.ndarray]]] = [{name: [] for name in tasks} for _ in items]
-        pieces = (
-            (index, span, clip)
+        names = [PROBABILITIES] + ([GENDER_PROBABILITIES] if with_gender else []) + [AUDIO_EMBEDS]
+        outputs: list[list[dict]] = [[] for _ in items]
+        chunks = (
+            (index, chunk)
             for index, item in enumerate(items)
-            for span, clip in audio_chunks(item, self.sampling_rate, chunk_length_s, self.max_audio_seconds)
+            for chunk in input_chunks(item, self.sampling_rate, settings, self.max_audio_seconds, lambda: self.vad)
         )
-        while batch := list(islice(pieces, batch_size)):
-            results = self.session.run(outputs, self.model_inputs([clip for _, _, clip in batch]))
-            for row, (index, span, _) in enumerate(batch):
-                spans[index].append(span)
-                for name, result in zip(tasks, results):
-                    scores[index][name].append(result[row])
+        while batch := list(islice(chunks, batch_size)):
+            clips = [chunk["audio"] for _, chunk in batch if chunk["audio"] is not None]
+            results = iter(zip(*self.session.run(names, self.model_inputs(clips)))) if clips else iter(())
+            for index, chunk in batch:
+                row = next(results) if chunk["audio"] is not None else (None, None, None)
+                gender = row[1] if with_gender else None
+                outputs[index].append(chunk_output(chunk, row[0], gender, row[-1] if return_embeddings else None))
         return [
-            chunk_results(
-                spans[index], {name: (scores[index][name], tasks[name][1]) for name in tasks}, return_timestamps
+            timeline_result(
+                output,
+                self.labels,
+                self.gender_labels if with_gender else None,
+                settings,
+                self.sampling_rate,
+                return_timestamps=return_timestamps,
+                return_segments=return_segments,
+                return_embeddings=return_embeddings,
             )
-            for index in range(len(items))
+            for output in outputs
         ]
