@@ -37,6 +37,7 @@ import numpy as np
 from bench_emodb_variants import emodb_parser, emodb_workspace, shared_encoder
 from gemo_clap.train.config import TrainingConfig
 from gemo_clap.train.evaluation.probe import frozen_tower_statistics, probe_fold_results
+from gemo_clap.train.evaluation.report import percent
 from gemo_clap.train.loop import train
 
 from gemo_clap.atomic import remove
@@ -205,8 +206,33 @@ def main() -> None:
             "seconds": time.monotonic() - started,
         }
         (root / "selection.json").write_text(json.dumps(report, indent=2))
+        print(markdown(report))
         print(json.dumps(selected, indent=2))
         print(f"selection took {time.monotonic() - started:.0f} s; written to {root / 'selection.json'}")
+
+
+def describe(entry: dict) -> str:
+    """A candidate in words: what differs from the starting point (the previous round's configs)."""
+    changes = {**entry["settings"], **entry["model"]}
+    start = {**SHIPPED, **SHIPPED_MODEL}
+    return ", ".join(f"{key}={value}" for key, value in changes.items() if start.get(key) != value) or "as before"
+
+
+def markdown(report: dict) -> str:
+    """Every candidate's validation UAR (mean ± std over the outer folds, per label set) as a markdown table."""
+    lines = ["| stage | seed | candidate (changes from the previous configs) | 4-class | 7-class | mean |"]
+    lines.append("| --- | --- | --- | --- | --- | --- |")
+    probes = [[fold["uar"] for fold in report["probes"][name]["folds"]] for name in ("4class", "7class")]
+    mean = sum(sum(values) / len(values) for values in probes) / 2
+    cells = " | ".join(percent(values, 1) for values in probes)
+    lines.append(f"| - | - | the all-layers probe, on the same inner splits | {cells} | {100 * mean:.1f} |")
+    for entry in report["candidates"]:
+        cells = [percent([fold["uar"] for fold in entry[name]["folds"]], 1) for name in ("4class", "7class")]
+        lines.append(
+            f"| {entry['stage']} | {entry['seed']} | {describe(entry)} | {' | '.join(cells)} | "
+            f"{100 * entry['mean_uar']:.1f} |"
+        )
+    return "\n".join(lines)
 
 
 def select_variants(chosen: dict, evaluate: Callable[..., dict], best: Callable[[list[dict]], dict]) -> dict:

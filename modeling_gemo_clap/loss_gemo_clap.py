@@ -227,19 +227,9 @@ class GEmoClapLoss:
         alpha = getattr(config, variant.alpha_field) if variant and variant.alpha_field else 1.0
         return cls(config.variant, alpha, config.target_normalisation, gather)
 
-    def __call__(
-        self,
-        audio_embeds: torch.Tensor,
-        text_embeds: torch.Tensor,
-        logit_scales: tuple[torch.Tensor, torch.Tensor],
-        emotion_labels: torch.Tensor | None,
-        gender_labels: torch.Tensor | None = None,
-        gender_text_embeds: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """The loss; checks first that the batch holds what the variant needs."""
-        return self.loss(
-            self.loss_inputs(audio_embeds, text_embeds, logit_scales, emotion_labels, gender_labels, gender_text_embeds)
-        )
+    def __call__(self, *args, **kwargs) -> torch.Tensor:
+        """The loss of `loss_inputs(*args, **kwargs)` (embeddings, logit scales and labels)."""
+        return self.loss(self.loss_inputs(*args, **kwargs))
 
     def loss(self, inputs: LossInputs) -> torch.Tensor:
         """The variant's loss of a batch's logits and labels."""

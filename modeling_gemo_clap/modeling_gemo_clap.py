@@ -248,24 +248,6 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         statistics = torch.cat([audio_lower_statistics.to(statistics.dtype), statistics], dim=1)
         return statistics if self.config.pools_all_layers else statistics[:, -1:]
 
-    def _audio_layer_statistics(
-        self,
-        input_values: torch.Tensor | None = None,
-        input_features: torch.Tensor | None = None,
-        audio_attention_mask: torch.Tensor | None = None,
-        audio_layer_statistics: torch.Tensor | None = None,
-        audio_layer_input: torch.Tensor | None = None,
-        audio_frame_mask: torch.Tensor | None = None,
-        audio_lower_statistics: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Per-layer statistics from whichever audio inputs are given: cached statistics, a cached hidden state, or
-        the audio itself."""
-        if audio_layer_statistics is not None:
-            return audio_layer_statistics
-        if audio_layer_input is not None:
-            return self.get_audio_layer_statistics_from(audio_layer_input, audio_frame_mask, audio_lower_statistics)
-        return self.get_audio_layer_statistics(input_values, input_features, audio_attention_mask)
-
     def pool_audio_statistics(self, statistics: torch.Tensor) -> torch.Tensor:
         """The pooled audio vector from per-layer statistics `[batch, states, 2, hidden]`: the states the layer
         pooling reads (standardised when `audio_standardisation`), their means (`audio_pooling="mean"`) or means and
@@ -327,16 +309,13 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         """L2-normalised projected audio embeddings `[batch, projection_dim]`, from the audio inputs, from
         precomputed `audio_layer_statistics` (a frozen tower's cache) or from a cached hidden state
         (`get_audio_layer_statistics_from`)."""
-        statistics = self._audio_layer_statistics(
-            input_values,
-            input_features,
-            audio_attention_mask,
-            audio_layer_statistics,
-            audio_layer_input,
-            audio_frame_mask,
-            audio_lower_statistics,
-        )
-        return self.project_audio(self.pool_audio_statistics(statistics))
+        if audio_layer_statistics is None and audio_layer_input is not None:
+            audio_layer_statistics = self.get_audio_layer_statistics_from(
+                audio_layer_input, audio_frame_mask, audio_lower_statistics
+            )
+        if audio_layer_statistics is None:
+            audio_layer_statistics = self.get_audio_layer_statistics(input_values, input_features, audio_attention_mask)
+        return self.project_audio(self.pool_audio_statistics(audio_layer_statistics))
 
     def project_audio(self, audio_pooled_output: torch.Tensor) -> torch.Tensor:
         """L2-normalised projections of pooled audio vectors: `[batch, projection_dim]`."""
@@ -448,7 +427,7 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         if input_ids is None and text_pooled_output is None:
             raise ValueError("input_ids (the tokenised prompts) are required")
         if audio_pooled_output is None:
-            audio_layer_statistics = self._audio_layer_statistics(
+            audio_embeds = self.get_audio_features(
                 input_values,
                 input_features,
                 audio_attention_mask,
@@ -457,8 +436,8 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
                 audio_frame_mask,
                 audio_lower_statistics,
             )
-            audio_pooled_output = self.pool_audio_statistics(audio_layer_statistics)
-        audio_embeds = self.project_audio(audio_pooled_output)
+        else:
+            audio_embeds = self.project_audio(audio_pooled_output)
         if text_pooled_output is None:
             prompts = [(input_ids, attention_mask)]
             if gender_input_ids is not None:
