@@ -15,6 +15,11 @@ The model is loaded with the installed gemo_clap code. `--trust-remote-code` run
 instead, as transformers does; a Hub repo id needs it only for checkpoints the installed code cannot load.
 `--onnx DIR` runs a folder written by `gemo-clap export-onnx` with onnxruntime instead (no torch is imported),
 with the same windows and output.
+
+`--stream -` follows live audio on standard input instead (a WAV stream, or raw 16-bit PCM with `--sampling-rate`):
+one JSON line per event of the model's `EmotionStream` (`{"event": "partial"|"final", "start", "end", "label",
+"score"}`, plus `"gender"` for checkpoints trained with gender prompts), each flushed as it is decided; the end of the
+input, a stall, Ctrl-C or SIGTERM flush the open segment and exit 0.
 """
 
 from __future__ import annotations
@@ -23,15 +28,19 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .atomic import atomic_path, check_folder_path
 from .modeling.audio_gemo_clap import AudioDecodeError, file_duration
 from .modeling.timeline_gemo_clap import SEGMENTATIONS, TimelineSettings
+from .stream_input import InputReader, PcmDecoder, deferred_interrupts
 from .timeline_exports import FORMATS, render, summary_csv, summary_row, to_csv
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".caf", ".w64")
 SUMMARY_FILE = "summary.csv"
+STALL_SECONDS = 10.0  # --stream: input silent this long ends the stream
 # option -> (pipeline keyword, help); the defaults are `TimelineSettings`'
 TIMELINE_OPTIONS = {
     "--window-seconds": ("window_s", "window length inside speech (default {:g}; at most the model's maximum)"),
@@ -48,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help="model folder or hub id")
     source.add_argument("--onnx", help="folder written by `gemo-clap export-onnx` (onnxruntime, no torch)")
-    parser.add_argument("files", nargs="+", help="audio files, or folders searched recursively for audio files")
+    parser.add_argument("files", nargs="*", help="audio files, or folders searched recursively for audio files")
     parser.add_argument(
         "--labels", help="comma-separated candidate labels (default: the model's emotions; --onnx: the exported ones)"
     )
@@ -75,6 +84,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot", action="store_true", help="with --output-dir: a PNG of each timeline")
     parser.add_argument(
         "--trust-remote-code", action="store_true", help="run the checkpoint's own code (as transformers does)"
+    )
+    live = parser.add_argument_group("live audio")
+    live.add_argument(
+        "--stream",
+        metavar="SOURCE",
+        help="'-': follow live audio on standard input (or SOURCE, a named pipe): a WAV stream, or raw 16-bit mono "
+        "PCM with --sampling-rate; prints one JSON line per event, flushed as it is decided",
+    )
+    live.add_argument(
+        "--sampling-rate", type=int, metavar="HZ", help="--stream: the rate of raw PCM input (a WAV says its own)"
+    )
+    live.add_argument(
+        "--stall-seconds",
+        type=float,
+        metavar="SECONDS",
+        default=STALL_SECONDS,
+        help="--stream: no input for this long ends the stream, flushing the open segment (default %(default)g; "
+        "0: wait forever)",
     )
 
 
@@ -134,6 +161,8 @@ def predict_file(classifier, path: str, batch_size: int, **call_kwargs) -> tuple
 def find_inputs(paths: list[str]) -> list[tuple[str, str]]:
     """(audio path, its result's name under --output-dir) of each input: a file as given (named by its file name),
     or every audio file under a folder, recursively and sorted (named by its path inside the folder)."""
+    if not paths:
+        raise ValueError("give audio files or folders, or --stream - for live audio on standard input")
     found = []
     for given in paths:
         if os.path.isdir(given):
@@ -188,6 +217,12 @@ def write_results(files: dict[str, Path], result: dict, output: dict, audio_path
                 handle.write(render(result, kind).encode())
 
 
+def _timeline_options(args: argparse.Namespace) -> dict:
+    """The timeline options given on the command line, as the pipeline's keywords."""
+    values = {keyword: getattr(args, flag[2:].replace("-", "_")) for flag, (keyword, _) in TIMELINE_OPTIONS.items()}
+    return {keyword: value for keyword, value in values.items() if value is not None}
+
+
 def _options(args: argparse.Namespace, labels: list[str] | None, return_gender: bool) -> dict:
     options = {
         "candidate_labels": labels,
@@ -196,19 +231,30 @@ def _options(args: argparse.Namespace, labels: list[str] | None, return_gender: 
         "segmentation": args.segmentation or ("fixed" if args.segment_seconds is not None else "vad"),
         "return_timestamps": args.plot,
         "return_embeddings": args.embeddings,
+        **_timeline_options(args),
     }
     if args.segment_seconds is not None:
         options["chunk_length_s"] = args.segment_seconds
-    for flag, (keyword, _) in TIMELINE_OPTIONS.items():
-        value = getattr(args, flag[2:].replace("-", "_"))
-        if value is not None:
-            options[keyword] = value
     return options
+
+
+@contextmanager
+def _named_as_flags() -> Iterator[None]:
+    """Bad options are a usage error, named as the command line names them."""
+    try:
+        yield
+    except ValueError as error:
+        message = str(error).replace("chunk_length_s", "--segment-seconds")
+        for flag, (keyword, _) in TIMELINE_OPTIONS.items():
+            message = message.replace(keyword, flag)
+        raise ValueError(message.replace("segmentation=", "--segmentation ")) from error
 
 
 def _check_usage(args: argparse.Namespace, fmt: str | None, inputs: list[tuple[str, str]]) -> None:
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.sampling_rate is not None:
+        raise ValueError("--sampling-rate applies to --stream (raw PCM on standard input); files say their own")
     if (args.embeddings or args.plot) and args.output_dir is None:
         raise ValueError("--embeddings and --plot write files: give --output-dir")
     if args.output_dir is None:
@@ -223,33 +269,34 @@ def _check_usage(args: argparse.Namespace, fmt: str | None, inputs: list[tuple[s
         owners[name] = path
 
 
+def _load(args: argparse.Namespace, labels: list[str] | None):
+    """(the pipeline or the ONNX runner, whether it scores gender, its sampling rate)."""
+    if args.onnx is not None:
+        classifier = load_onnx_runner(args.onnx, args.trust_remote_code)
+        return classifier, classifier.gender_labels is not None, classifier.sampling_rate
+    from .modeling import VARIANTS
+    from .modeling.pipeline_gemo_clap import check_label_prompts
+
+    classifier = load_classifier(args.model, args.trust_remote_code)
+    config = classifier.model.config
+    if labels is not None:
+        check_label_prompts(labels, args.template or config.prompt_template, what="--labels")
+    variant = VARIANTS.get(config.variant)
+    return classifier, bool(variant and variant.needs_gender_prompts), classifier.processor.sampling_rate
+
+
 def run(args: argparse.Namespace) -> int:
     labels = None if args.labels is None else [label.strip() for label in args.labels.split(",")]
+    if args.stream is not None:
+        return run_stream(args, labels)
     fmt = args.format or ("json" if args.json else None)
     inputs = find_inputs(args.files)
     _check_usage(args, fmt, inputs)
-    if args.onnx is not None:
-        classifier = load_onnx_runner(args.onnx, args.trust_remote_code)
-        return_gender, rate = classifier.gender_labels is not None, classifier.sampling_rate
-    else:
-        from .modeling import VARIANTS
-        from .modeling.pipeline_gemo_clap import check_label_prompts
-
-        classifier = load_classifier(args.model, args.trust_remote_code)
-        config = classifier.model.config
-        if labels is not None:
-            check_label_prompts(labels, args.template or config.prompt_template, what="--labels")
-        variant = VARIANTS.get(config.variant)
-        return_gender, rate = bool(variant and variant.needs_gender_prompts), classifier.processor.sampling_rate
+    classifier, return_gender, rate = _load(args, labels)
     options = _options(args, labels, return_gender)
     checked = {key: value for key, value in options.items() if key not in ("return_timestamps", "return_embeddings")}
-    try:  # bad options are a usage error, before any file; named as the command line names them
+    with _named_as_flags():  # bad options are a usage error, before any file
         classifier._sanitize_parameters(**checked, return_segments=True)
-    except ValueError as error:
-        message = str(error).replace("chunk_length_s", "--segment-seconds")
-        for flag, (keyword, _) in TIMELINE_OPTIONS.items():
-            message = message.replace(keyword, flag)
-        raise ValueError(message.replace("segmentation=", "--segmentation ")) from error
 
     rows, printed, failures, skipped = [], [], [], 0
     for path, name in inputs:
@@ -290,6 +337,78 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 1 if inputs and len(failures) == len(inputs) else 0
+
+
+def _check_stream_usage(args: argparse.Namespace) -> None:
+    if args.files:
+        raise ValueError("--stream follows live audio: give no files")
+    for flag, given in (
+        ("--output-dir", args.output_dir is not None),
+        ("--format", args.format is not None),
+        ("--json", args.json),
+        ("--embeddings", args.embeddings),
+        ("--plot", args.plot),
+        ("--segment-seconds", args.segment_seconds is not None),
+    ):
+        if given:
+            raise ValueError(f"{flag} applies to files; --stream prints one JSON line per event")
+    if args.segmentation == "fixed":
+        raise ValueError("--stream follows speech as it comes: --segmentation vad only")
+    if args.sampling_rate is not None and args.sampling_rate < 1:
+        raise ValueError(f"--sampling-rate must be a positive number of Hz, got {args.sampling_rate}")
+    if args.stall_seconds < 0:
+        raise ValueError(f"--stall-seconds must be >= 0 (0: wait forever), got {args.stall_seconds:g}")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+
+
+def _print_events(events: list[dict]) -> None:
+    """One JSON line per event (times rounded to ms), flushed at once: a reader of the pipe sees it now."""
+    for event in events:
+        print(json.dumps({**event, "start": round(event["start"], 3), "end": round(event["end"], 3)}), flush=True)
+
+
+def run_stream(args: argparse.Namespace, labels: list[str] | None) -> int:
+    """`--stream SOURCE`: the events of live audio as JSON lines until the end of the input, a stall, Ctrl-C or
+    SIGTERM, each of which flushes the open segment and exits 0 (as does a reader closing the pipe)."""
+    _check_stream_usage(args)
+    reader = InputReader(sys.stdin.buffer if args.stream == "-" else open(args.stream, "rb"))  # noqa: SIM115
+    classifier, return_gender, _ = _load(args, labels)  # the input is being read (and kept) meanwhile
+    options = {
+        "candidate_labels": labels,
+        "hypothesis_template": args.template,
+        "return_gender": return_gender,
+        "batch_size": args.batch_size,
+        **_timeline_options(args),
+    }
+    with _named_as_flags():  # bad options are a usage error, before any audio is used
+        classifier.stream(**options)
+    decoder, stream, seconds = PcmDecoder(args.sampling_rate), None, 0.0
+    try:
+        with deferred_interrupts() as stopped:
+            try:
+                for data in reader.blocks(args.stall_seconds, stopped):
+                    samples = decoder.feed(data)
+                    if decoder.rate is None:
+                        continue
+                    stream = stream or classifier.stream(sampling_rate=decoder.rate, **options)
+                    seconds += samples.size / decoder.rate
+                    _print_events(stream.push(samples))
+                    if decoder.done:
+                        reader.ending = "end of the WAV data"
+                        break
+                note = decoder.finish()
+            finally:  # whatever ends the stream (even bad input), what was decided is printed
+                if stream is not None:
+                    _print_events(stream.close())
+    except BrokenPipeError:  # the reader of our output is gone: nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    print(
+        f"predict: stream ended ({reader.ending}) after {seconds:.2f} s of audio" + (f"; {note}" if note else ""),
+        file=sys.stderr,
+    )
+    return 0
 
 
 def describe(result: dict) -> str:

@@ -15,8 +15,10 @@ from transformers.pipelines.base import ChunkPipeline
 
 from .audio_gemo_clap import longest_first
 from .loss_gemo_clap import VARIANTS
+from .streaming_gemo_clap import EmotionStream, WindowScorer
 from .timeline_gemo_clap import (
     SPAN_KEYS,
+    VAD_OPTIONS,
     TimelineSettings,
     chunk_output,
     input_chunks,
@@ -67,6 +69,9 @@ class GEmoClapZeroShotAudioClassificationPipeline(ChunkPipeline):
     "gender"]}, ...], "speech": bool}` (an input without speech: empty `scores` and `segments`, `speech` False);
     `return_timestamps=True` adds the windows as `"chunks"`; `return_embeddings=True` adds `"embeddings"` (numpy
     arrays of the L2-normalised audio embeddings: `file`, `segments`, `windows`, `window_spans`).
+
+    `stream(sampling_rate=16000, **options)` gives the timeline of live audio (`EmotionStream`: frames in, events
+    out), the same segments as the offline timeline.
     """
 
     _load_processor = True
@@ -174,6 +179,57 @@ class GEmoClapZeroShotAudioClassificationPipeline(ChunkPipeline):
             )
         return self._prompt_embeddings[key]
 
+    def audio_scores(
+        self, clips: list, heads: dict[str, tuple[list[str], str]]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(the audio embeddings of `clips`, each head's similarity logits): one audio-tower pass for every head;
+        `heads` maps a name to its (labels, template)."""
+        inputs = self.processor(audio=clips, sampling_rate=self.processor.sampling_rate)
+        audio_embeds = self.model.get_audio_features(**inputs.to(self.device))
+        logits = {
+            name: self.model.similarity_logits(audio_embeds, self.prompt_embeddings(*prompts))[0]
+            for name, prompts in heads.items()
+        }
+        return audio_embeds, logits
+
+    def stream(
+        self,
+        sampling_rate: int = 16000,
+        candidate_labels: list[str] | str | None = None,
+        hypothesis_template: str | None = None,
+        return_gender: bool = False,
+        batch_size: int = 8,
+        **timeline_options: float | None,
+    ) -> EmotionStream:
+        """The emotion timeline of live audio at `sampling_rate` (resampled to the model's when different): an
+        `EmotionStream` whose `push(frames)` returns partial and final segment events as the audio comes. Options
+        as the call's (`window_s`, `hop_s`, `smoothing_s`, `vad_threshold`, `min_speech_s`, `min_silence_s`,
+        `speech_pad_s`); `batch_size` windows per audio-tower call."""
+        unknown = sorted(set(timeline_options) - set(VAD_OPTIONS))
+        if unknown:
+            raise TypeError(f"unexpected stream option(s) {unknown}; known: {list(VAD_OPTIONS)}")
+        preprocess, forward, _ = self._sanitize_parameters(
+            candidate_labels=candidate_labels,
+            hypothesis_template=hypothesis_template,
+            return_gender=return_gender,
+            segmentation="vad",
+            return_segments=True,
+            **timeline_options,
+        )
+        heads = {"logits": (forward["candidate_labels"], forward["hypothesis_template"])}
+        if forward["gender"] is not None:
+            heads["gender_logits"] = forward["gender"]
+
+        def score(clips: list) -> tuple:
+            with torch.inference_mode():
+                _, logits = self.audio_scores(clips, heads)
+            probabilities = {name: value.float().softmax(dim=-1).cpu().numpy() for name, value in logits.items()}
+            return probabilities["logits"], probabilities.get("gender_logits")
+
+        gender_labels = forward["gender"][0] if forward["gender"] is not None else None
+        scorer = WindowScorer(score, forward["candidate_labels"], gender_labels, self.processor.sampling_rate)
+        return EmotionStream(scorer, self.vad, preprocess["settings"], sampling_rate, batch_size)
+
     def _forward(self, model_inputs, candidate_labels, hypothesis_template, gender, return_embeddings):
         clips = model_inputs["audio"]
         clips = clips if isinstance(clips, list) else [clips]
@@ -187,12 +243,9 @@ class GEmoClapZeroShotAudioClassificationPipeline(ChunkPipeline):
         for name, prompts in heads.items():
             outputs[name] = torch.zeros(len(clips), len(prompts[0]), device=self.device)
         if rows:
-            inputs = self.processor(audio=[clips[row] for row in rows], sampling_rate=self.processor.sampling_rate)
-            audio_embeds[rows] = self.model.get_audio_features(**inputs.to(self.device))  # one pass for all heads
-            for name, prompts in heads.items():
-                outputs[name][rows] = self.model.similarity_logits(
-                    audio_embeds[rows], self.prompt_embeddings(*prompts)
-                )[0]
+            audio_embeds[rows], logits = self.audio_scores([clips[row] for row in rows], heads)
+            for name in heads:
+                outputs[name][rows] = logits[name]
         if return_embeddings:
             outputs["audio_embeds"] = audio_embeds
         return outputs

@@ -8,12 +8,14 @@ Every stage runs incrementally with bounded state, and the offline result is the
     window scores -> `OverlapAverager` -> `Smoother` -> `SegmentMerger` -> segments
 
 `TimelineStream` runs the first line (it keeps only the audio that a window may still need) and
-`TimelineAccumulator` the second. Times inside are integer sample indices (exact, whatever the block sizes); results
-are in seconds. Imports numpy and the standard library (and the VAD module, which loads onnxruntime when used).
+`TimelineAccumulator` the second; `streaming_gemo_clap.EmotionStream` runs both on live audio. Times inside are
+integer sample indices (exact, whatever the block sizes); results are in seconds. Imports numpy and the standard
+library (and the VAD module, which loads onnxruntime when used).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields, replace
@@ -327,6 +329,20 @@ class TimelineStream:
             windows += self._planned(spans, self.planner.release(bound), -1)
         return windows
 
+    def head(self) -> Window | None:
+        """The speech so far of the region in progress while none of its windows is due yet (a live stream labels
+        it provisionally with it; it is not one of the region's windows; its audio is a view, valid until the next
+        push), or None."""
+        bound = self.detector.speech_bound()
+        if not self.region_open or bound is None or self.planner.last_end >= 0:
+            return None
+        start = self.planner.start
+        if bound - start < self.planner.shortest:
+            return None
+        return Window(
+            start, bound, start, start, -1, self.buffer[start - self.buffer_start : bound - self.buffer_start]
+        )
+
     def _planned(self, spans: list[tuple[int, int]], last_release: int, region_end: int) -> list[Window]:
         """Windows of `spans` (in order): each releases the steps before the next one's start; the last releases
         `last_release` and carries `region_end` (-1: the region goes on)."""
@@ -526,6 +542,14 @@ class TimelineAccumulator:
         self.smoother = Smoother(half, smoothed)
         self.merger = SegmentMerger(num_labels)
 
+    @classmethod
+    def for_settings(
+        cls, settings: TimelineSettings, sampling_rate: int, num_labels: int, smoothed: int, channels: int
+    ) -> TimelineAccumulator:
+        """The accumulator of `settings` (steps of `STEP_SECONDS`, smoothing over `smoothing_s`) at `sampling_rate`."""
+        step, half = round(STEP_SECONDS * sampling_rate), round(settings.smoothing_s / 2 / STEP_SECONDS)
+        return cls(num_labels, smoothed, channels, step, half)
+
     def add(self, start: int, end: int, region_start: int, release: int, region_end: int, values: np.ndarray):
         self.averager.add(start, end, region_start, values)
         if region_end >= 0:
@@ -534,6 +558,19 @@ class TimelineAccumulator:
             self.merger.close_region()
         else:
             self.merger.push(*self.smoother.push(self.averager.release(release)))
+
+    def provisional(self, end: int, window: tuple[int, int, int, np.ndarray] | None = None) -> Segment | None:
+        """The last segment the region in progress would have if it ended at `end`, from the windows added so far
+        and `window` (`(start, end, region_start, values)` of one more, scored only for this); this accumulator is
+        unchanged (its stages are copied: a live stream's, which hold a few windows' steps)."""
+        preview = copy.deepcopy(self)
+        preview.merger.finished = []
+        if window is not None:
+            preview.averager.add(*window)
+        preview.merger.push(*preview.smoother.push(preview.averager.close(end)))
+        preview.merger.push(*preview.smoother.close())
+        preview.merger.close_region()
+        return preview.merger.finished[-1] if preview.merger.finished else None
 
 
 # ------------------------------------------------------------------------------------------ results
@@ -641,11 +678,27 @@ def _chunk_segments(windows: Sequence[dict], labels, gender_labels, with_embeddi
     return segments
 
 
+def segment_entry(
+    segment: Segment, labels: Sequence[str], gender_labels: Sequence[str] | None, sampling_rate: int
+) -> dict:
+    """A segment as the timeline reports it: `start`, `end` (s), `label`, `score` (its mean smoothed probability)
+    and, with `gender_labels`, `gender`."""
+    mean = segment.smoothed / segment.duration
+    entry = {
+        "start": segment.start / sampling_rate,
+        "end": segment.end / sampling_rate,
+        "label": labels[segment.label],
+        "score": float(mean[segment.label]),
+    }
+    if gender_labels is not None:
+        entry["gender"] = gender_labels[int(np.argmax(mean[len(labels) :]))]
+    return entry
+
+
 def _vad_result(windows, labels, gender_labels, settings, sampling_rate, with_embeddings):
     """segmentation="vad": the windows through `TimelineAccumulator`; overall scores weighted by speech duration."""
     num_labels = len(labels)
     num_gender = len(gender_labels) if gender_labels is not None else 0
-    step = round(STEP_SECONDS * sampling_rate)
     samples = lambda seconds: round(seconds * sampling_rate)
     accumulator = None
     for window in windows:
@@ -653,8 +706,9 @@ def _vad_result(windows, labels, gender_labels, settings, sampling_rate, with_em
         parts += [window["embedding"]] if with_embeddings else []
         values = np.concatenate([np.asarray(part, dtype=np.float64).reshape(-1) for part in parts])
         if accumulator is None:
-            half = round(settings.smoothing_s / 2 / STEP_SECONDS)
-            accumulator = TimelineAccumulator(num_labels, num_labels + num_gender, len(values), step, half)
+            accumulator = TimelineAccumulator.for_settings(
+                settings, sampling_rate, num_labels, num_labels + num_gender, len(values)
+            )
         region_end = window["region_end"]
         accumulator.add(
             samples(window["start"]),
@@ -680,15 +734,7 @@ def _vad_result(windows, labels, gender_labels, settings, sampling_rate, with_em
         result["file_embedding"] = _normalised(overall[num_labels + num_gender :])
     segments = []
     for segment in merger.finished:
-        mean = segment.smoothed / segment.duration
-        entry = {
-            "start": segment.start / sampling_rate,
-            "end": segment.end / sampling_rate,
-            "label": labels[segment.label],
-            "score": float(mean[segment.label]),
-        }
-        if gender_labels is not None:
-            entry["gender"] = gender_labels[int(np.argmax(mean[num_labels:]))]
+        entry = segment_entry(segment, labels, gender_labels, sampling_rate)
         if with_embeddings:
             entry["embedding"] = _normalised(segment.raw[num_labels + num_gender :] / segment.duration)
         segments.append(entry)
@@ -756,6 +802,7 @@ __all__ = [
     "WindowPlanner",
     "chunk_output",
     "input_chunks",
+    "segment_entry",
     "speech_windows",
     "timeline_result",
     "timeline_settings",

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..modeling.audio_gemo_clap import longest_first, validate_audio
+from ..modeling.streaming_gemo_clap import EmotionStream, WindowScorer
 from ..modeling.timeline_gemo_clap import (
     TimelineSettings,
     chunk_output,
@@ -124,6 +125,34 @@ class GEmoClapOnnxRunner:
         if isinstance(inputs, list):
             return longest_first(inputs, self.sampling_rate, classify)
         return classify([inputs])[0]
+
+    def stream(
+        self,
+        sampling_rate: int = 16000,
+        candidate_labels: Sequence[str] | str | None = None,
+        hypothesis_template: str | None = None,
+        return_gender: bool = False,
+        batch_size: int = 8,
+        **timeline_options: float | None,
+    ) -> EmotionStream:
+        """The emotion timeline of live audio, as the pipeline's `stream()`: an `EmotionStream` at `sampling_rate`
+        whose `push(frames)` returns partial and final segment events; the same options and events."""
+        settings, with_gender = self._sanitize_parameters(
+            candidate_labels,
+            hypothesis_template,
+            return_gender=return_gender,
+            segmentation="vad",
+            return_segments=True,
+            **timeline_options,
+        )
+        names = [PROBABILITIES] + ([GENDER_PROBABILITIES] if with_gender else [])
+
+        def score(clips: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+            outputs = self.session.run(names, self.model_inputs(clips))
+            return outputs[0], outputs[1] if with_gender else None
+
+        scorer = WindowScorer(score, self.labels, self.gender_labels if with_gender else None, self.sampling_rate)
+        return EmotionStream(scorer, self.vad, settings, sampling_rate, batch_size)
 
     @property
     def vad(self) -> SileroVad:
