@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "push": ("gemo_clap.train.hub.cli_push", "publish a saved model to the Hugging Face Hub"),
     "predict": ("gemo_clap.predict", "emotion (and gender) of audio files, with timelines for long files"),
     "export-onnx": ("gemo_clap.onnx.cli", "export a model to ONNX, run with onnxruntime without torch"),
+    "app": ("gemo_clap.app", "a web app (Gradio) serving a model: files, the microphone, an API; or a Space"),
 }
 
 

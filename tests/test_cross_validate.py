@@ -59,6 +59,8 @@ def test_evaluate_reproduces_a_folds_test_results(cross_validation, tmp_path, ca
             str(dataset),
             "--fold",
             "2",
+            "--segmentation",
+            "fixed",
             "--output",
             str(metrics_file),
         ]
@@ -66,9 +68,41 @@ def test_evaluate_reproduces_a_folds_test_results(cross_validation, tmp_path, ca
     assert code == 0
     evaluated = json.loads(metrics_file.read_text())
     expected = json.loads((out / "sl" / "fold_2" / "test_results.json").read_text())
+    # clips no longer than the model's maximum, scored whole: the training loop's test scores
     assert evaluated["confusion_matrix"] == expected["confusion_matrix"]
     assert evaluated["war"] == expected["war"] and evaluated["uar"] == expected["uar"]
+    assert evaluated["long_audio_policy"] == {"segmentation": "fixed", "no_speech_clips": 0}
     assert f"WAR {100 * expected['war']:.1f}" in capsys.readouterr().out
+
+
+def test_evaluate_scores_a_long_clip_as_predict_does(cross_validation, tmp_path, make_clip):
+    """A clip longer than the model's maximum (14 s) is scored over all of it, as `predict` scores the file, not cut
+    to its first 14 s; the report says which policy it used."""
+    import soundfile as sf
+    from gemo_clap.processing.builder import build_corpus, save_dataset
+    from gemo_clap.train.evaluation.cli_evaluate import evaluate_model
+
+    from gemo_clap.predict import load_classifier, predict_file
+
+    _, out, _ = cross_validation
+    model = out / "sl" / "fold_2" / "model"
+    long_clip = make_clip(30.0, seed=5)
+    long_clip[: 16000 * 14] *= 0.01  # the first 14 s nearly silent: only the rest decides
+    path = tmp_path / "long.wav"
+    sf.write(path, long_clip, 16000, subtype="FLOAT")
+    (tmp_path / "manifest.csv").write_text(f"path,emotion,gender,speaker,fold\n{path},angry,female,s1,1\n")
+    dataset, _ = build_corpus("manifest", tmp_path / "manifest.csv", label_map="4class", max_seconds=None)  # 30 s kept
+    save_dataset(dataset, tmp_path / "dataset")
+    classifier = load_classifier(str(model), False)
+    fixed, _ = predict_file(classifier, str(path), 8, segmentation="fixed")
+    for segmentation in ("fixed", "vad"):
+        metrics = evaluate_model(str(model), str(tmp_path / "dataset"), segmentation=segmentation)
+        predicted = ["angry", "happy", "sad", "neutral"][metrics["confusion_matrix"][0].index(1)]
+        assert predicted == fixed["scores"][0]["label"]
+        assert metrics["long_audio_policy"]["segmentation"] == segmentation
+    # the generated clip is not speech to the VAD: predict says so, evaluate scores it whole and counts it
+    assert not predict_file(classifier, str(path), 8, segmentation="vad")[0]["speech"]
+    assert metrics["long_audio_policy"]["no_speech_clips"] == 1
 
 
 def test_evaluate_and_cross_validate_name_bad_input(cross_validation, tmp_path, capsys):

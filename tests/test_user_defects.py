@@ -215,7 +215,10 @@ def test_a_mistyped_local_model_path_says_the_folder_does_not_exist(tiny_checkpo
     wav = tmp_path / "a.wav"
     sf.write(wav, tone(1.0, 220.0), 16000)
     typo = str(tiny_checkpoint("wavlm")) + "x"
-    for command in (["predict", "--model", typo, str(wav)], ["evaluate", "--model", typo, "--dataset", str(tmp_path)]):
+    for command in (
+        ["predict", "--model", typo, str(wav)],
+        ["evaluate", "--model", typo, "--dataset", str(dataset_dir)],
+    ):
         assert main(command) == 2
         err = capsys.readouterr().err
         assert f"model folder {typo} does not exist" in err and "Hub" in err and "Traceback" not in err

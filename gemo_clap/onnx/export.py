@@ -16,8 +16,10 @@ from torch import nn
 from ..atomic import atomic_path, check_folder_path
 from ..modeling import VARIANTS
 from ..modeling.pipeline_gemo_clap import check_label_prompts
+from ..modeling.vad_gemo_clap import VAD_LICENSE_FILE, copy_vad_files
 from ..predict import load_classifier
 from .features import feature_settings
+from .quantize import INT8, quantize_export, readme_note
 from .runtime import (
     AUDIO_EMBEDS,
     CONFIG_FILE,
@@ -72,15 +74,19 @@ def export_onnx(
     labels: list[str] | None = None,
     template: str | None = None,
     opset: int = DEFAULT_OPSET,
+    quantize: str | None = None,
 ) -> dict:
     """Write `model.onnx`, `gemo_clap_onnx.json` (labels, template, sampling rate, feature settings,
     `max_audio_seconds`), the mel filter bank of Whisper towers and a README into the folder `output`, then run the
     graph with onnxruntime beside torch on clips of other lengths than the trace. Returns the JSON's contents plus
     `max_abs_difference` (that check). `labels`/`template` default to the checkpoint's; an existing export at
-    `output` is replaced, any other non-empty folder refused."""
+    `output` is replaced, any other non-empty folder refused. `quantize="int8"` writes the int8 graph instead
+    (`quantize.py`), refused with nothing written unless it passes the gate against the float graph."""
     missing = [package for package in ("onnx", "onnxruntime") if importlib.util.find_spec(package) is None]
     if missing:
         raise ImportError(f"export-onnx needs {' and '.join(missing)}: pip install 'gemo-clap[onnx]'")
+    if quantize not in (None, INT8):
+        raise ValueError(f"quantize must be {INT8!r} or None, got {quantize!r}")
     output = Path(output)
     check_folder_path(output, "--output")
     if output.is_dir() and any(output.iterdir()) and not (output / CONFIG_FILE).is_file():
@@ -127,6 +133,7 @@ def export_onnx(
         "embedding_dim": config.projection_dim,
         "opset": opset,
         "features": settings,
+        "quantization": None,
     }
     with atomic_path(output, unique=True) as staged:
         staged.mkdir()
@@ -151,15 +158,24 @@ def export_onnx(
                 raise ValueError(f"torch cannot export this model at opset {opset}: {reason}") from error
         if mel_filters is not None:
             np.save(staged / settings["mel_filters"], mel_filters)
-        (staged / CONFIG_FILE).write_text(json.dumps(summary, indent=2) + "\n")
-        (staged / README_FILE).write_text(folder_readme(summary))
+        summary["vad_model"] = copy_vad_files(staged)  # the timeline's speech detector, when silero-vad is installed
+        _describe(staged, summary)
         difference = _check(graph, GEmoClapOnnxRunner(staged, num_threads=1), processor)
         if difference > CHECK_TOLERANCE:
             raise RuntimeError(
                 f"the exported graph differs from torch by {difference:.2e} (> {CHECK_TOLERANCE:g}) on clips of "
                 f"{CHECK_SECONDS} s; the export was not written"
             )
+        if quantize is not None:  # the gate: the int8 graph near the float graph, or nothing is written
+            summary["quantization"] = quantize_export(staged)
+            _describe(staged, summary)
     return {**summary, "max_abs_difference": difference}
+
+
+def _describe(folder: Path, summary: dict) -> None:
+    """Write the export's JSON and README into `folder`."""
+    (folder / CONFIG_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    (folder / README_FILE).write_text(folder_readme(summary))
 
 
 def _check(graph: ZeroShotAudioGraph, runner: GEmoClapOnnxRunner, processor) -> float:
@@ -198,13 +214,19 @@ def folder_readme(summary: dict) -> str:
     gender_output = (
         f", `{GENDER_PROBABILITIES}` `[batch, {len(gender)}]` (in the order {gender})" if gender is not None else ""
     )
+    vad_files = (
+        f"- `{summary['vad_model']}` and `{VAD_LICENSE_FILE}`: Silero VAD (MIT), the speech detector of the emotion "
+        "timeline (`runner(..., return_segments=True)`), run with onnxruntime.\n"
+        if summary.get("vad_model")
+        else ""
+    )
     return f"""# GEmo-CLAP speech emotion recognition, exported to ONNX
 
 Exported from `{summary["source"]}` (variant `{summary["variant"]}`) by `gemo-clap export-onnx`. It runs with
 onnxruntime, numpy and soundfile: no torch, no transformers (librosa only to resample audio not at {rate} Hz).
 
 Labels, fixed at export: {summary["labels"]}; prompt template `{summary["template"]}`.
-
+{readme_note(summary.get("quantization"))}
 ## Run it
 
 ```bash
@@ -234,7 +256,7 @@ the duration-weighted mean of the chunks, as the gemo-clap pipeline does.
   outputs `{PROBABILITIES}` `[batch, {len(summary["labels"])}]` (softmax over the labels, in their order),
   `{AUDIO_EMBEDS}` `[batch, {summary["embedding_dim"]}]` (L2-normalised){gender_output}.
 - `{CONFIG_FILE}`: labels, template, sampling rate, feature settings, `max_audio_seconds`.
-
+{vad_files}
 ## Features, for other runtimes
 
 {recipe}

@@ -1,0 +1,52 @@
+"""Test helpers for `gemo-clap app`: serve an app on a free localhost port (in this process, on Gradio's server
+thread), and the speech the tests upload (a real EmoDB recording when ../shared has it, else a generated clip)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+EMODB = SHARED / "data" / "emodb" / "wav"
+EMODB_CLIPS = ("03a01Wa.wav", "03a01Fa.wav")  # speaker 03: angry, happy
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def serving(app) -> Iterator[str]:
+    """The URL of `app` (a `gr.Blocks`) served on a free localhost port until the block ends."""
+    app.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        yield app.local_url
+    finally:
+        app.close()
+
+
+def speech_file(folder: Path, make_clip) -> Path:
+    """A speech recording: EmoDB's 03a01Fa.wav when ../shared has it, else a generated 3 s clip."""
+    if EMODB.is_dir():
+        return EMODB / EMODB_CLIPS[1]
+    path = folder / "generated.wav"
+    sf.write(path, make_clip(3.0), 16000)
+    return path
+
+
+def conversation(path: Path) -> Path:
+    """Two EmoDB utterances between silences (0.8 s), written to `path`: what the fake microphone plays."""
+    rate = 16000
+    silence = np.zeros(int(0.8 * rate), dtype=np.float32)
+    parts = [silence]
+    for name in EMODB_CLIPS:
+        parts += [sf.read(EMODB / name, dtype="float32")[0], silence]
+    sf.write(path, np.concatenate(parts), rate, subtype="PCM_16")
+    return path
