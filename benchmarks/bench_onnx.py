@@ -37,10 +37,10 @@ from gemo_clap.train.config import TrainingConfig
 from gemo_clap.train.evaluation.zero_shot import score
 from gemo_clap.train.towers import build_model_and_processor
 
+from gemo_clap.loading import load_classifier
 from gemo_clap.onnx.export import export_onnx
 from gemo_clap.onnx.quantize import INT8
 from gemo_clap.onnx.runtime import CONFIG_FILE, ONNX_FILE, GEmoClapOnnxRunner
-from gemo_clap.predict import load_classifier
 
 CONFIGS = "cpu-whisper-tiny-ml,cpu-whisper-base-ml"
 KINDS = {"float": None, INT8: INT8}  # export kind -> export_onnx(quantize=...)
@@ -54,7 +54,7 @@ PEAK_RSS = {
     ),
     "pipeline": (
         "import sys, torch\n"
-        "from gemo_clap.predict import load_classifier\n"
+        "from gemo_clap.loading import load_classifier\n"
         "torch.set_num_threads(int(sys.argv[2]))\n"
         "with torch.no_grad():\n"
         "    load_classifier(sys.argv[1], False)(sys.argv[3:], batch_size=8)\n"

@@ -121,7 +121,7 @@ def load(backend: str, path: Path, threads: int):
     if backend == "torch":
         import torch
 
-        from gemo_clap.predict import load_classifier
+        from gemo_clap.loading import load_classifier
 
         torch.set_num_threads(threads)
         return load_classifier(str(path), False)

@@ -53,7 +53,7 @@ from gemo_clap.train.config import TrainingConfig
 from gemo_clap.train.loop import train
 from gemo_clap.train.towers import build_model_and_processor
 
-from gemo_clap.predict import load_classifier
+from gemo_clap.loading import load_classifier
 from gemo_clap.timeline_metrics import boundaries, boundary_f1, emotion_diarization_error
 
 RATE = 16000
@@ -413,7 +413,7 @@ def timing(args: argparse.Namespace) -> None:
             code = (
                 "import sys, time, torch\n"
                 f"torch.set_num_threads({args.threads})\n"
-                "from gemo_clap.predict import load_classifier, predict_file\n"
+                "from gemo_clap.loading import load_classifier\nfrom gemo_clap.predict import predict_file\n"
                 "started = time.perf_counter()\n"
                 "pipe = load_classifier(sys.argv[1], False)\n"
                 "loaded = time.perf_counter()\n"

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .loading import load_classifier, load_onnx_runner
 from .modeling.labels_gemo_clap import resolve_label_prompts
-from .predict import load_classifier, load_onnx_runner, predict_file
+from .predict import predict_file
 
 BATCH_SIZE = 8  # windows per audio-tower call
 
@@ -115,13 +116,10 @@ def load_model(model: str | None = None, onnx: str | None = None) -> ServedModel
         runner = load_onnx_runner(onnx, trust_remote_code=False)
         served = (runner, str(onnx), "onnx", runner.labels, runner.template, runner.gender_labels, runner.sampling_rate)
     else:
-        from .modeling import VARIANTS
-
         check_model_folder(model)
         classifier = load_classifier(model, trust_remote_code=False)
         config = classifier.model.config
-        variant = VARIANTS.get(config.variant)
-        gender = list(config.gender_labels) if variant and variant.needs_gender_prompts else None
+        gender = list(config.gender_labels) if config.has_gender_prompts else None
         labels, template = list(config.emotion_labels), config.prompt_template
         served = (classifier, str(model), "checkpoint", labels, template, gender, classifier.processor.sampling_rate)
     # the pipeline and the runner both keep their speech detector in `_vad` (a missing silero-vad fails here)

@@ -33,7 +33,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .atomic import atomic_path, check_folder_path
+from .loading import load_classifier, load_onnx_runner
 from .modeling.audio_gemo_clap import AudioDecodeError, file_duration
+from .modeling.labels_gemo_clap import parse_labels
 from .modeling.timeline_gemo_clap import SEGMENTATIONS, TimelineSettings
 from .stream_input import InputReader, PcmDecoder, deferred_interrupts
 from .timeline_exports import FORMATS, render, summary_csv, summary_row, to_csv
@@ -103,35 +105,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="--stream: no input for this long ends the stream, flushing the open segment (default %(default)g; "
         "0: wait forever)",
     )
-
-
-def load_classifier(model: str, trust_remote_code: bool):
-    """The zero-shot pipeline of a model folder or repo id: the installed code, or with `trust_remote_code` the
-    checkpoint's own."""
-    from transformers import pipeline
-
-    from .modeling import PIPELINE_TASK, GEmoClapModel, GEmoClapProcessor, GEmoClapZeroShotAudioClassificationPipeline
-    from .train.towers import local_folder_or_repo_id
-
-    model = str(local_folder_or_repo_id(model))
-    if trust_remote_code:
-        return pipeline(PIPELINE_TASK, model=model, trust_remote_code=True)
-    processor = GEmoClapProcessor.from_pretrained(model)
-    return GEmoClapZeroShotAudioClassificationPipeline(
-        model=GEmoClapModel.from_pretrained(model),
-        processor=processor,
-        tokenizer=processor.tokenizer,
-        feature_extractor=processor.feature_extractor,
-    )
-
-
-def load_onnx_runner(folder: str, trust_remote_code: bool):
-    """The onnxruntime runner of an exported folder, called like the pipeline."""
-    from .onnx.runtime import GEmoClapOnnxRunner
-
-    if trust_remote_code:
-        raise ValueError("--trust-remote-code applies to --model only; an --onnx folder runs no checkpoint code")
-    return GEmoClapOnnxRunner(folder)
 
 
 def predict_file(classifier, path: str, batch_size: int, **call_kwargs) -> tuple[dict, dict]:
@@ -244,7 +217,8 @@ def _named_as_flags() -> Iterator[None]:
     try:
         yield
     except ValueError as error:
-        message = str(error).replace("chunk_length_s", "--segment-seconds")
+        message = str(error).replace("chunk_length_s", "--segment-seconds").replace("candidate_labels", "--labels")
+        message = message.replace("hypothesis_template", "--template")
         for flag, (keyword, _) in TIMELINE_OPTIONS.items():
             message = message.replace(keyword, flag)
         raise ValueError(message.replace("segmentation=", "--segmentation ")) from error
@@ -269,34 +243,27 @@ def _check_usage(args: argparse.Namespace, fmt: str | None, inputs: list[tuple[s
         owners[name] = path
 
 
-def _load(args: argparse.Namespace, labels: list[str] | None):
+def _load(args: argparse.Namespace):
     """(the pipeline or the ONNX runner, whether it scores gender, its sampling rate)."""
     if args.onnx is not None:
         classifier = load_onnx_runner(args.onnx, args.trust_remote_code)
         return classifier, classifier.gender_labels is not None, classifier.sampling_rate
-    from .modeling import VARIANTS
-    from .modeling.pipeline_gemo_clap import check_label_prompts
-
     classifier = load_classifier(args.model, args.trust_remote_code)
-    config = classifier.model.config
-    if labels is not None:
-        check_label_prompts(labels, args.template or config.prompt_template, what="--labels")
-    variant = VARIANTS.get(config.variant)
-    return classifier, bool(variant and variant.needs_gender_prompts), classifier.processor.sampling_rate
+    return classifier, classifier.model.config.has_gender_prompts, classifier.processor.sampling_rate
 
 
 def run(args: argparse.Namespace) -> int:
-    labels = None if args.labels is None else [label.strip() for label in args.labels.split(",")]
+    labels = parse_labels(args.labels)
     if args.stream is not None:
         return run_stream(args, labels)
     fmt = args.format or ("json" if args.json else None)
     inputs = find_inputs(args.files)
     _check_usage(args, fmt, inputs)
-    classifier, return_gender, rate = _load(args, labels)
+    classifier, return_gender, rate = _load(args)
     options = _options(args, labels, return_gender)
     checked = {key: value for key, value in options.items() if key not in ("return_timestamps", "return_embeddings")}
     with _named_as_flags():  # bad options are a usage error, before any file
-        classifier._sanitize_parameters(**checked, return_segments=True)
+        classifier.check_options(**checked, return_segments=True)
 
     rows, printed, failures, skipped = [], [], [], 0
     for path, name in inputs:
@@ -373,7 +340,7 @@ def run_stream(args: argparse.Namespace, labels: list[str] | None) -> int:
     SIGTERM, each of which flushes the open segment and exits 0 (as does a reader closing the pipe)."""
     _check_stream_usage(args)
     reader = InputReader(sys.stdin.buffer if args.stream == "-" else open(args.stream, "rb"))  # noqa: SIM115
-    classifier, return_gender, _ = _load(args, labels)  # the input is being read (and kept) meanwhile
+    classifier, return_gender, _ = _load(args)  # the input is being read (and kept) meanwhile
     options = {
         "candidate_labels": labels,
         "hypothesis_template": args.template,

@@ -92,17 +92,6 @@ def check_duration(num_samples: int, sampling_rate: int, where: str, min_seconds
         )
 
 
-def out_of_range(array: np.ndarray) -> int:
-    """How many samples of a float signal lie beyond [-1, 1]."""
-    return int(np.count_nonzero(np.abs(array) > 1.0))
-
-
-def peak_normalise(array: np.ndarray) -> np.ndarray:
-    """The signal divided by its peak when the peak exceeds 1 (a float file clipped nowhere), else unchanged."""
-    peak = float(np.abs(array).max()) if array.size else 0.0
-    return (array / peak).astype(np.float32) if peak > 1.0 else array
-
-
 def resample(array: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     """`array` resampled with librosa (imported here: only other rates need it)."""
     if orig_sr == target_sr:

@@ -66,3 +66,11 @@ def resolve_label_prompts(
     labels = check_labels(default_labels if labels is None else labels, what)
     template = check_template(default_template if template is None else template)
     return labels, template
+
+
+def check_return_gender(has_gender_prompts: bool, variant: str) -> None:
+    """`ValueError` when gender is asked of a checkpoint (`variant`) trained without gender prompts."""
+    if not has_gender_prompts:
+        raise ValueError(
+            f"return_gender needs a checkpoint trained with gender prompts (e.g. ML-GEmo-CLAP); this one is {variant!r}"
+        )

@@ -6,7 +6,6 @@ as an emotion timeline (`timeline_gemo_clap`)."""
 
 from __future__ import annotations
 
-from collections import Counter
 from functools import partial
 from typing import Any
 
@@ -14,7 +13,7 @@ import torch
 from transformers.pipelines.base import ChunkPipeline
 
 from .audio_gemo_clap import longest_first
-from .loss_gemo_clap import VARIANTS
+from .labels_gemo_clap import check_return_gender, resolve_label_prompts
 from .streaming_gemo_clap import EmotionStream, WindowScorer
 from .timeline_gemo_clap import (
     SPAN_KEYS,
@@ -28,19 +27,6 @@ from .timeline_gemo_clap import (
 from .vad_gemo_clap import SileroVad
 
 PIPELINE_TASK = "zero-shot-audio-classification"
-
-
-def check_label_prompts(candidate_labels: list[str], template: str, what: str = "candidate_labels") -> None:
-    """Reject empty or duplicate labels and templates without a `{}` placeholder."""
-    if len(candidate_labels) == 0:
-        raise ValueError(f"{what} is empty: give at least one label")
-    if any(not isinstance(label, str) or not label.strip() for label in candidate_labels):
-        raise ValueError(f"{what} must be non-empty strings, got {candidate_labels!r}")
-    duplicates = sorted(label for label, count in Counter(candidate_labels).items() if count > 1)
-    if duplicates:
-        raise ValueError(f"{what} contains duplicates: {duplicates}")
-    if "{}" not in template:
-        raise ValueError(f"hypothesis_template must contain a '{{}}' placeholder for the label, got {template!r}")
 
 
 class GEmoClapZeroShotAudioClassificationPipeline(ChunkPipeline):
@@ -98,6 +84,30 @@ class GEmoClapZeroShotAudioClassificationPipeline(ChunkPipeline):
             self._vad = SileroVad()
         return self._vad
 
+    def resolve_prompts(
+        self,
+        candidate_labels: list[str] | str | None = None,
+        hypothesis_template: str | None = None,
+        return_gender: bool = False,
+        what: str = "candidate_labels",
+    ) -> tuple[list[str], str, tuple[list[str], str] | None]:
+        """(labels, template, gender labels and template or None) of a call: the given labels and template or the
+        checkpoint's (`resolve_label_prompts`; errors name the labels `what`); gender only when asked, of
+        checkpoints trained with gender prompts."""
+        config = self.model.config
+        labels, template = resolve_label_prompts(
+            candidate_labels, hypothesis_template, config.emotion_labels, config.prompt_template, what
+        )
+        if not return_gender:
+            return labels, template, None
+        check_return_gender(config.has_gender_prompts, config.variant)
+        return labels, template, (list(config.gender_labels), config.gender_prompt_template)
+
+    def check_options(self, **options: Any) -> None:
+        """A `ValueError` naming the first call option (as `__call__` takes them) this checkpoint cannot serve,
+        before any audio is read."""
+        self._sanitize_parameters(**options)
+
     def _sanitize_parameters(
         self,
         candidate_labels=None,
@@ -118,11 +128,7 @@ class GEmoClapZeroShotAudioClassificationPipeline(ChunkPipeline):
         **kwargs,
     ):
         config = self.model.config
-        if isinstance(candidate_labels, str):
-            candidate_labels = [label.strip() for label in candidate_labels.split(",")]
-        labels = list(candidate_labels) if candidate_labels is not None else list(config.emotion_labels)
-        template = hypothesis_template if hypothesis_template is not None else config.prompt_template
-        check_label_prompts(labels, template)
+        labels, template, gender = self.resolve_prompts(candidate_labels, hypothesis_template, bool(return_gender))
         settings = timeline_settings(
             config.max_audio_seconds,
             self.processor.sampling_rate,
@@ -139,15 +145,6 @@ class GEmoClapZeroShotAudioClassificationPipeline(ChunkPipeline):
         )
         if settings.segmentation == "vad" and self._vad is None:
             self._vad = SileroVad()  # a missing silero-vad is reported before any input is read
-        gender = None
-        if return_gender:
-            variant = VARIANTS.get(config.variant)
-            if variant is None or not variant.needs_gender_prompts:
-                raise ValueError(
-                    f"return_gender needs a checkpoint trained with gender prompts (e.g. ML-GEmo-CLAP); this one is "
-                    f"{config.variant!r}"
-                )
-            gender = (list(config.gender_labels), config.gender_prompt_template)
         forward = {
             "candidate_labels": labels,
             "hypothesis_template": template,

@@ -38,3 +38,14 @@ def decode_example_audio(value: dict, sampling_rate: int = SAMPLING_RATE) -> np.
     if value.get("path") is not None:
         return load_audio(value["path"], sampling_rate)
     raise AudioDecodeError("audio value without 'bytes' or 'path'", repr(sorted(value)))
+
+
+def out_of_range(array: np.ndarray) -> int:
+    """How many samples of a float signal lie beyond [-1, 1]."""
+    return int(np.count_nonzero(np.abs(array) > 1.0))
+
+
+def peak_normalise(array: np.ndarray) -> np.ndarray:
+    """The signal divided by its peak when the peak exceeds 1 (a float file clipped nowhere), else unchanged."""
+    peak = float(np.abs(array).max()) if array.size else 0.0
+    return (array / peak).astype(np.float32) if peak > 1.0 else array

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from ..modeling import GEmoClapProcessor
-from ..modeling.configuration_gemo_clap import DEFAULT_GENDER_LABELS
+from ..modeling.labels_gemo_clap import DEFAULT_GENDER_LABELS
 from .audio import SAMPLING_RATE, decode_example_audio
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..modeling.configuration_gemo_clap import DEFAULT_GENDER_LABELS
+from ..modeling.labels_gemo_clap import DEFAULT_GENDER_LABELS
 
 GENDERS = DEFAULT_GENDER_LABELS  # the gender ClassLabel names of every built corpus
 

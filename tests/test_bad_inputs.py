@@ -141,9 +141,9 @@ def test_truncated_wav_gives_the_result_of_the_audio_it_holds(classifier, make_c
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"candidate_labels": []}, "candidate_labels is empty"),
+        ({"candidate_labels": []}, "candidate_labels must hold at least two labels"),
         ({"candidate_labels": ["sad", "happy", "sad"]}, r"duplicates: \['sad'\]"),
-        ({"candidate_labels": ["sad", ""]}, "non-empty strings"),
+        ({"candidate_labels": ["sad", ""]}, "non-empty names"),
         ({"hypothesis_template": "The emotion is"}, "placeholder"),
     ],
     ids=["empty-labels", "duplicate-labels", "blank-label", "template-without-braces"],

@@ -154,5 +154,15 @@ def test_a_processor_built_beside_the_model_does_not_limit_the_pipeline(tiny_enc
         feature_extractor=processor.feature_extractor,
     )
     with torch.no_grad():
-        result = pipe(np.tile(make_clip(10.0), 60))
-    assert len(result) == 4
+        result = pipe(np.tile(make_clip(10.0), 60), return_timestamps=True)
+    # the model's own limit (14 s) cuts the 600 s into contiguous chunks, and the scores are their weighted mean
+    bounds = [chunk["timestamp"] for chunk in result["chunks"]]
+    assert bounds[0][0] == 0.0 and bounds[-1][1] == pytest.approx(600.0)
+    assert all(end - start <= model.config.max_audio_seconds + 1e-6 for start, end in bounds)
+    assert all(previous[1] == pytest.approx(following[0]) for previous, following in zip(bounds, bounds[1:]))
+    weights = np.array([end - start for start, end in bounds]) / 600.0
+    for entry in result["scores"]:
+        per_chunk = [
+            next(s["score"] for s in chunk["scores"] if s["label"] == entry["label"]) for chunk in result["chunks"]
+        ]
+        assert entry["score"] == pytest.approx(float(weights @ np.array(per_chunk)), abs=1e-5)

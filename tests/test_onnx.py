@@ -20,10 +20,10 @@ from gemo_clap.modeling.vad_gemo_clap import VAD_LICENSE_FILE, VAD_MODEL_FILE
 from gemo_clap.train.towers import build_model_and_processor
 
 from gemo_clap.cli import main
+from gemo_clap.loading import load_classifier
 from gemo_clap.onnx.export import export_onnx
 from gemo_clap.onnx.features import batch_features, feature_settings
 from gemo_clap.onnx.runtime import CONFIG_FILE, ONNX_FILE, README_FILE, GEmoClapOnnxRunner
-from gemo_clap.predict import load_classifier
 
 pytest.importorskip("onnx", reason="export-onnx needs onnx (pip install 'gemo-clap[onnx]')")
 pytest.importorskip("onnxruntime", reason="the ONNX runner needs onnxruntime (pip install 'gemo-clap[onnx]')")

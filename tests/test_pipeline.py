@@ -191,10 +191,12 @@ def test_prompts_are_encoded_once_per_label_set(tiny_checkpoint, make_clip):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"candidate_labels": []}, "candidate_labels is empty"),
+        ({"candidate_labels": []}, "candidate_labels must hold at least two labels to choose between, got []"),
         ({"candidate_labels": ["sad", "happy", "sad"]}, "candidate_labels contains duplicates: ['sad']"),
-        ({"candidate_labels": ["sad", ""]}, "candidate_labels must be non-empty strings"),
-        ({"hypothesis_template": "The emotion is"}, "hypothesis_template must contain a '{}' placeholder"),
+        ({"candidate_labels": ["sad", ""]}, "candidate_labels must be non-empty names"),
+        ({"candidate_labels": ["sad"]}, "candidate_labels must hold at least two labels"),
+        ({"hypothesis_template": "The emotion is"}, "hypothesis_template must hold exactly one '{}' placeholder"),
+        ({"hypothesis_template": "The {x} is {}"}, "hypothesis_template must hold exactly one '{}' placeholder"),
     ],
 )
 def test_bad_labels_or_template_raise(pipe, make_clip, kwargs, message):

@@ -263,7 +263,7 @@ def ml_checkpoint(tiny_checkpoint):
 def test_pipeline_stream_gives_the_pipelines_segments(ml_checkpoint):
     import torch
 
-    from gemo_clap.predict import load_classifier
+    from gemo_clap.loading import load_classifier
 
     pipe = load_classifier(str(ml_checkpoint), False)
     pipe._vad = EnergyVad()
@@ -295,7 +295,7 @@ def test_streams_give_the_offline_segments_on_real_speech(tiny_checkpoint, tmp_p
     runner's stream against the runner."""
     import torch
 
-    from gemo_clap.predict import load_classifier
+    from gemo_clap.loading import load_classifier
 
     checkpoint = tiny_checkpoint("whisper", variant="ml", logit_scale_init=100.0)
     gaps = [0.8, 0.5, 1.5, 0.3, 1.0, 0.7, 0.6]

@@ -23,7 +23,7 @@ from gemo_clap.modeling import pipeline_gemo_clap
 from timeline_helpers import RATE, EnergyVad, silence, tone
 
 from gemo_clap.cli import main
-from gemo_clap.predict import load_classifier
+from gemo_clap.loading import load_classifier
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 EMODB = SHARED / "data" / "emodb" / "wav"

