@@ -31,8 +31,15 @@ from gemo_clap.train.evaluation.probe import PROBE_LAYERS
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 EMODB = SHARED / "data" / "emodb"
-# the first round's cpu-whisper-tiny-* settings (lr 1e-4 x 30 epochs, batch 16, mean pooling, everything trained)
+# the first round's cpu-whisper-tiny-* settings (lr 1e-4 x 30 epochs, batch 16, mean pooling of the last layer into
+# a 2-layer projection, the text tower trained, best epoch on 10%)
 FIRST_ROUND = [
+    "freeze_text=false",
+    "checkpoint_every_epochs=10",
+    "text_attn_implementation=eager",
+    "model.audio_standardisation=false",
+    "model.projection_layers=2",
+    "model.projection_dropout=0",
     "learning_rate=1e-4",
     "num_epochs=30",
     "batch_size=16",
@@ -42,7 +49,7 @@ FIRST_ROUND = [
     "freeze_text_embeddings=false",
     "layer_weights_learning_rate=0",
     "model.audio_pooling=mean",
-    "model.use_weighted_layer_sum=false",
+    "model.audio_layer_pooling=last",
     "model.sl_alpha=0.8",
     "model.ml_alpha=0.8",
 ]

@@ -18,10 +18,15 @@ Stages, scored by the mean validation UAR over both label sets:
   A2. the heads of A again with what B kept (the best kept)
   C. at A2's result: Emo-CLAP, SL a in {0.6, 0.8, 0.9}, ML a_e in {0.6, 0.8, 0.9}, the best of each kept
   D. the stage-C winners of every variant again with another seed (43): the spread over seeds.
+With `--start shipped` (for a second tower): A, B and A2 are not rerun; the head and training of the shipped
+cpu-whisper-tiny-sl config (the first tower's selection) are scored beside the previous configs' head (text frozen)
+and beside the same with the text tower trained through LoRA adapters (`text_lora_rank=8`, issue 21), the best
+kept, then C and D run on this tower's own splits.
 Prints every candidate's validation UAR (mean +/- std over the outer folds, per label set) and writes
 `selection.json` (resumable: finished inner runs are kept).
 
-Run alone, from the repository root: `python benchmarks/select_cpu_configs.py --tower tiny --output-dir DIR`.
+Run alone, from the repository root: `python benchmarks/select_cpu_configs.py --tower tiny --output-dir DIR`
+(then `--tower base --start shipped`).
 """
 
 from __future__ import annotations
@@ -121,6 +126,7 @@ def summary(scores: list[dict], key: str = "uar") -> tuple[float, float]:
 
 def main() -> None:
     parser = emodb_parser(__doc__)
+    parser.add_argument("--start", choices=["search", "shipped"], default="search", help="see above")
     args = parser.parse_args()
     encoder = shared_encoder(args.tower)
     started = time.monotonic()
@@ -172,24 +178,13 @@ def main() -> None:
             (frozen, {**SHIPPED_MODEL, **LINEAR_HEAD, "audio_pooling": "mean"}, 0),
             (frozen, {**SHIPPED_MODEL, **LINEAR_HEAD, "audio_pooling": "statistics"}, 0),
         ]
-        chosen = best([evaluate("A", settings, model, cost) for settings, model, cost in heads])
-        for settings_change, model_change in STAGE_B:  # greedy: a change stays if it gains over IMPROVEMENT
-            candidate = evaluate(
-                "B", {**chosen["settings"], **settings_change}, {**chosen["model"], **model_change}, chosen["cost"]
-            )
-            if candidate["mean_uar"] > chosen["mean_uar"] + IMPROVEMENT:
-                chosen = candidate
-        # the heads again under what stage B kept (A compared them under A's protocol)
-        kept = {key: value for key, value in chosen["settings"].items() if key != "freeze_text"}
-        trained = {key: value for key, value in chosen["model"].items() if key not in SHIPPED_MODEL | LINEAR_HEAD}
-        chosen = best(
-            [chosen]
-            + [
-                evaluate("A2", {**settings, **kept}, {**model, **trained}, cost)
-                for settings, model, cost in heads[1:]
-                if {**model, **trained} != chosen["model"]
-            ]
-        )
+        if args.start == "shipped":
+            evaluate("A", *heads[1][:2], heads[1][2])  # the previous head, for reference
+            settings, model = shipped_start()
+            lora = {**settings, "freeze_text": False, "text_lora_rank": 8}
+            chosen = best([evaluate("A2", settings, model, cost=0), evaluate("A2", lora, model, cost=2)])
+        else:
+            chosen = search(heads, evaluate, best)
         selected = select_variants(chosen, evaluate, best)
         stability = {
             variant: evaluate("D", choice["settings"], choice["model"], cost=0, seed=SEED + 1)
@@ -209,6 +204,40 @@ def main() -> None:
         print(markdown(report))
         print(json.dumps(selected, indent=2))
         print(f"selection took {time.monotonic() - started:.0f} s; written to {root / 'selection.json'}")
+
+
+def search(
+    heads: list[tuple[dict, dict, int]], evaluate: Callable[..., dict], best: Callable[[list[dict]], dict]
+) -> dict:
+    """Stages A, B and A2: the head and the training settings (before the variants)."""
+    chosen = best([evaluate("A", settings, model, cost) for settings, model, cost in heads])
+    for settings_change, model_change in STAGE_B:  # greedy: a change stays if it gains over IMPROVEMENT
+        candidate = evaluate(
+            "B", {**chosen["settings"], **settings_change}, {**chosen["model"], **model_change}, chosen["cost"]
+        )
+        if candidate["mean_uar"] > chosen["mean_uar"] + IMPROVEMENT:
+            chosen = candidate
+    # the heads again under what stage B kept (A compared them under A's protocol)
+    kept = {key: value for key, value in chosen["settings"].items() if key != "freeze_text"}
+    trained = {key: value for key, value in chosen["model"].items() if key not in SHIPPED_MODEL | LINEAR_HEAD}
+    chosen = best(
+        [chosen]
+        + [
+            evaluate("A2", {**settings, **kept}, {**model, **trained}, cost)
+            for settings, model, cost in heads[1:]
+            if {**model, **trained} != chosen["model"]
+        ]
+    )
+    return chosen
+
+
+def shipped_start() -> tuple[dict, dict]:
+    """(settings, model) of the shipped cpu-whisper-tiny-sl config as a candidate, its alpha at stage C's start."""
+    config = TrainingConfig.load("cpu-whisper-tiny-sl")
+    settings = {
+        key: getattr(config, key) for key in ("freeze_text", "validation_fraction", "learning_rate", "num_epochs")
+    }
+    return settings, {**config.model, "sl_alpha": SHIPPED_MODEL["sl_alpha"]}
 
 
 def describe(entry: dict) -> str:

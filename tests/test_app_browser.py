@@ -1,11 +1,13 @@
 """`gemo-clap app` in a real browser: headless Chromium (Debian's `chromium`, driven by Playwright through its
 `executable_path`) uploads an EmoDB recording and sees the pipeline's label, segments and the rendered timeline; a
 non-audio upload shows a one-line message; Chromium's fake microphone plays a WAV into the live tab and labels
-arrive. Screenshots are written under pytest's tmp path and their paths printed (`pytest -s` shows them)."""
+arrive. Screenshots are kept as test artefacts in $GEMO_CLAP_SCREENSHOTS (default: <tmp>/gemo-clap-app-screenshots), their
+paths printed (`pytest -s` shows them)."""
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,7 @@ from gemo_clap.app_ui import build_app
 from gemo_clap.predict import predict_file
 
 CHROMIUM = Path(os.environ.get("GEMO_CLAP_CHROMIUM", "/usr/bin/chromium"))
+SCREENSHOTS = Path(os.environ.get("GEMO_CLAP_SCREENSHOTS", Path(tempfile.gettempdir()) / "gemo-clap-app-screenshots"))
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -79,7 +82,10 @@ def table_rows(page, selector: str, columns: int) -> list[list[str]]:
     return [body[start : start + columns] for start in range(0, len(body), columns)]
 
 
-def screenshot(page, path: Path) -> None:
+def screenshot(page, name: str) -> None:
+    """The whole page as a PNG named `name` in `SCREENSHOTS`."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / name
     page.screenshot(path=path, full_page=True)
     print(f"screenshot: {path}")
 
@@ -95,7 +101,7 @@ def test_upload_shows_the_pipelines_label_segments_and_timeline(served, page, tm
     page.wait_for_function("image => image.complete && image.naturalWidth > 600", arg=picture.element_handle())
     for kind in ("json", "csv", "srt"):
         page.locator(f'#downloads a[download="{clip.name}.{kind}"]').wait_for()
-    screenshot(page, tmp_path / "file-tab.png")
+    screenshot(page, "file-tab.png")
 
     label = page.locator("#scores")
     assert label.locator("h2").inner_text().strip() == want["scores"][0]["label"]
@@ -117,7 +123,7 @@ def test_non_audio_upload_shows_one_line_and_the_app_goes_on(page, make_clip, tm
     page.click("#analyse")
     toast = page.get_by_text("notes.wav is not a readable audio file (WAV, FLAC, OGG, MP3, ...)")
     toast.wait_for()
-    screenshot(page, tmp_path / "bad-upload.png")
+    screenshot(page, "bad-upload.png")
     assert toast.count() == 1
     clip = tmp_path / "tone.wav"  # the app goes on: a good file in the same page is analysed
     sf.write(clip, make_clip(2.0), 16000)
@@ -135,7 +141,7 @@ def test_fake_microphone_feeds_the_live_tab(served, page, tmp_path):
     current = page.locator("#live-label h2").inner_text().strip()
     assert current in served.labels
     page.locator("#live-lane .segment.final").first.wait_for()  # the first utterance's segment, final
-    screenshot(page, tmp_path / "live-tab.png")
+    screenshot(page, "live-tab.png")
     rows = table_rows(page, "#live-table", 5)  # the final segments, updated with the lane
     assert rows and {row[2] for row in rows} <= set(served.labels) and {row[4] for row in rows} <= {"female", "male"}
     page.locator("#live-audio").get_by_role("button", name="Stop").click()
@@ -143,4 +149,4 @@ def test_fake_microphone_feeds_the_live_tab(served, page, tmp_path):
     page.locator("#live-lane .segment.partial").wait_for(state="detached")  # the open segment became final
     lane = [bar.get_attribute("data-label") for bar in page.locator("#live-lane .segment").all()]
     assert len(lane) >= len(rows) and set(lane) <= set(served.labels)
-    screenshot(page, tmp_path / "live-tab-stopped.png")
+    screenshot(page, "live-tab-stopped.png")

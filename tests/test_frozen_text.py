@@ -4,6 +4,12 @@ text side."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
 import pytest
 import torch
 from datasets import load_from_disk
@@ -15,6 +21,21 @@ from gemo_clap.train.towers import build_model_and_processor
 from test_training import EMOTIONS, build_tiny_dataset, tiny_overrides
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+OFFLINE = {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+# a fresh process without gemo_clap (nor peft): the checkpoint's own code computes the logits of the saved inputs
+REMOTE_CODE_LOGITS = """
+import sys
+sys.modules["gemo_clap"] = sys.modules["peft"] = None
+from pathlib import Path
+import numpy as np, torch
+from transformers import AutoModel
+work = Path(sys.argv[1])
+model = AutoModel.from_pretrained(work / "model", trust_remote_code=True).eval()
+assert type(model).__module__.startswith("transformers_modules."), type(model).__module__
+inputs = {key: torch.from_numpy(value) for key, value in np.load(work / "inputs.npz").items()}
+with torch.no_grad():
+    np.save(work / "logits.npy", model(**inputs).logits_per_audio.numpy())
+"""
 
 
 @pytest.fixture(scope="module")
@@ -69,3 +90,39 @@ def test_training_with_a_frozen_text_tower_never_runs_it_per_step(tiny_encoders,
     text_weights = {n: t for n, t in initial.state_dict().items() if n.startswith("text_model.")}
     assert all(torch.equal(saved.state_dict()[name], tensor) for name, tensor in text_weights.items())
     assert not torch.equal(saved.text_projection.layers[0].weight, initial.text_projection.layers[0].weight)
+
+
+def test_a_frozen_text_run_saves_a_checkpoint_that_remote_code_loads_with_the_same_logits(
+    tiny_encoders, dataset_dir, tmp_path, make_clip, monkeypatch
+):
+    """The CPU configs' head (standardised per-layer means, linear projection) trained with the text tower frozen:
+    the saved folder loads through its own remote code (no gemo_clap classes, no peft) with the logits the model
+    had in memory when it was saved."""
+    _, processor = build_model_and_processor(*tiny_encoders("whisper"))
+    inputs = processor(audio=[make_clip(1.0, seed=1), make_clip(2.5, seed=2)], text=["The emotion is sad."] * 3)
+    inputs["input_ids"][1, 3] = 7  # three different prompts
+    recorded = []
+    original_save = GEmoClapModel.save_pretrained
+
+    def save_and_record(self, *args, **kwargs):
+        training, _ = self.training, self.eval()
+        with torch.no_grad():
+            recorded.append(self(**inputs).logits_per_audio.clone())
+        self.train(training)
+        return original_save(self, *args, **kwargs)
+
+    monkeypatch.setattr(GEmoClapModel, "save_pretrained", save_and_record)
+    head = {
+        "model.audio_layer_pooling": "concatenate",
+        "model.audio_standardisation": "true",
+        "model.projection_layers": 1,
+        "model.projection_dropout": 0.2,
+    }
+    changes = dict(freeze="audio", freeze_text=True, validation_fraction=0, num_epochs=2, **head)
+    train(TrainingConfig.load(None, tiny_overrides(tiny_encoders("whisper"), dataset_dir, tmp_path, **changes)))
+
+    np.savez(tmp_path / "inputs.npz", **{key: value.numpy() for key, value in inputs.items()})
+    subprocess.run([sys.executable, "-c", REMOTE_CODE_LOGITS, str(tmp_path)], check=True, env=os.environ | OFFLINE)
+    torch.testing.assert_close(torch.from_numpy(np.load(tmp_path / "logits.npy")), recorded[-1], rtol=0, atol=1e-5)
+    saved = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert saved["audio_standardisation"] and saved["auto_map"]["AutoModel"].startswith("modeling_gemo_clap.")

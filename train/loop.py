@@ -42,6 +42,7 @@ from .augmentation import mask_frames, mix_statistics
 from .config import TRAINING_CONFIG_NAME, TrainingConfig
 from .data import FoldSplits, LengthGroupedSampler, fold_splits, load_built_dataset
 from .evaluation.zero_shot import score, zero_shot_predictions
+from .lora import add_text_lora, merge_text_lora, mergeable
 from .standardisation import fit_audio_standardisation
 from .towers import build_model_and_processor
 
@@ -150,6 +151,8 @@ def _build_model(
         model.text_model.get_input_embeddings().requires_grad_(False)
     if config.text_attn_implementation:
         model.text_model.set_attn_implementation(config.text_attn_implementation)
+    if config.text_lora_rank:
+        add_text_lora(model, config.text_lora_rank)
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     return model, processor
@@ -500,9 +503,11 @@ def _finish(run: _Run) -> TrainResult:
     """The best epoch's weights scored on the test fold; `test_results.json`; the processes released."""
     accelerator = run.accelerator
     accelerator.wait_for_everyone()
+    if run.best_weights is not None:
+        run.unwrapped.load_state_dict(run.best_weights)
+    merge_text_lora(run.unwrapped)  # training is over: the test fold is scored by the model the folder holds
     if run.best_weights is None:  # a resumed run whose best epoch came before the resume: from the model folder
-        run.best_weights = GEmoClapModel.from_pretrained(run.model_dir).state_dict()
-    run.unwrapped.load_state_dict(run.best_weights)
+        run.unwrapped.load_state_dict(GEmoClapModel.from_pretrained(run.model_dir).state_dict())
     test_metrics = {"fold": run.config.test_fold, **run.predictions("test")}
     accelerator.log({"test_war": test_metrics["war"], "test_uar": test_metrics["uar"]})
     if accelerator.is_main_process:
@@ -536,8 +541,9 @@ def train(config: TrainingConfig, resume: bool = False, overwrite: bool = False)
 def _save_model(
     model: GEmoClapModel, processor: GEmoClapProcessor, folder: Path, state_dict: dict | None = None
 ) -> None:
-    """A Hugging Face model folder of `model` (or of `state_dict`, weights it held earlier) and its processor, without
-    transformers' "Writing model shards" bar (the training bar is the one a person follows)."""
+    """A Hugging Face model folder of `model` (or of `state_dict`, weights it held earlier; text adapters merged) and
+    its processor, without transformers' "Writing model shards" bar (the training bar is the one a person follows)."""
+    model, state_dict = mergeable(model, state_dict)
     shown = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:
