@@ -83,9 +83,10 @@ class TrainingConfig:
     # the whole text tower: each prompt's first-token state is computed once per run and no step runs the tower;
     # the text projection still trains (it can place each prompt anywhere in the shared space)
     freeze_text: bool = False
-    # LoRA adapters (peft) of this rank on the text tower's attention train instead of its weights (0: off); merged
-    # into the weights before every save, so checkpoints load without peft
+    # LoRA adapters (peft) of this rank on the text tower's / the audio tower's attention train instead of its
+    # weights (0: off); merged into the weights before every save, so checkpoints load without peft
     text_lora_rank: int = 0
+    audio_lora_rank: int = 0
     cache_audio_features: bool = True  # with freeze=audio: compute the tower once, serve every epoch from the cache
     audio_cache_dir: str = ""  # default: <output_dir>/audio_cache; cross-validation shares one across folds
     # outputs and checkpoints
@@ -142,6 +143,7 @@ class TrainingConfig:
             "seed",
             "layer_weights_learning_rate",
             "text_lora_rank",
+            "audio_lora_rank",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
@@ -149,6 +151,10 @@ class TrainingConfig:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
         if self.text_lora_rank and (self.freeze_text or self.freeze_text_embeddings):
             raise ValueError("text_lora_rank trains adapters on the text tower: it needs freeze_text=false")
+        if self.audio_lora_rank and self.freeze not in ("none", "feature_encoder"):
+            raise ValueError(
+                "audio_lora_rank adapts every layer of the audio tower: it needs freeze=none or freeze=feature_encoder"
+            )
         if self.mixup_alpha < 0:
             raise ValueError(f"mixup_alpha must be >= 0, got {self.mixup_alpha!r}")
         if not 0 <= self.time_mask_fraction <= 0.5:

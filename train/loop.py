@@ -42,7 +42,7 @@ from .augmentation import mask_frames, mix_statistics
 from .config import TRAINING_CONFIG_NAME, TrainingConfig
 from .data import FoldSplits, LengthGroupedSampler, fold_splits, load_built_dataset
 from .evaluation.zero_shot import score, zero_shot_predictions
-from .lora import add_text_lora, merge_text_lora, mergeable
+from .lora import add_lora, merge_lora, mergeable
 from .standardisation import fit_audio_standardisation
 from .towers import build_model_and_processor
 
@@ -152,7 +152,9 @@ def _build_model(
     if config.text_attn_implementation:
         model.text_model.set_attn_implementation(config.text_attn_implementation)
     if config.text_lora_rank:
-        add_text_lora(model, config.text_lora_rank)
+        add_lora(model, "text_model", config.text_lora_rank)
+    if config.audio_lora_rank:
+        add_lora(model, "audio_model", config.audio_lora_rank)
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     return model, processor
@@ -505,7 +507,7 @@ def _finish(run: _Run) -> TrainResult:
     accelerator.wait_for_everyone()
     if run.best_weights is not None:
         run.unwrapped.load_state_dict(run.best_weights)
-    merge_text_lora(run.unwrapped)  # training is over: the test fold is scored by the model the folder holds
+    merge_lora(run.unwrapped)  # training is over: the test fold is scored by the model the folder holds
     if run.best_weights is None:  # a resumed run whose best epoch came before the resume: from the model folder
         run.unwrapped.load_state_dict(GEmoClapModel.from_pretrained(run.model_dir).state_dict())
     test_metrics = {"fold": run.config.test_fold, **run.predictions("test")}
@@ -541,7 +543,7 @@ def train(config: TrainingConfig, resume: bool = False, overwrite: bool = False)
 def _save_model(
     model: GEmoClapModel, processor: GEmoClapProcessor, folder: Path, state_dict: dict | None = None
 ) -> None:
-    """A Hugging Face model folder of `model` (or of `state_dict`, weights it held earlier; text adapters merged) and
+    """A Hugging Face model folder of `model` (or of `state_dict`, weights it held earlier; adapters merged) and
     its processor, without transformers' "Writing model shards" bar (the training bar is the one a person follows)."""
     model, state_dict = mergeable(model, state_dict)
     shown = hf_logging.is_progress_bar_enabled()
