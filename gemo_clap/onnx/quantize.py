@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import lfilter
 
-from .runtime import AUDIO_EMBEDS, ONNX_FILE, GEmoClapOnnxRunner
+from .runtime import AUDIO_EMBEDS, ONNX_FILE, GEmoClapOnnxRunner, inference_session
 
 INT8 = "int8"
 QUANTIZED_OPS = ("MatMul", "Gemm")
+CPU = ["CPUExecutionProvider"]  # the kernels the int8 graph is meant for
 # the gate: the int8 graph against the float graph on the check clips (CHECK_CLIPS speech-like clips)
 LIMITS = {
     "min_embedding_cosine": 0.9,  # every clip's audio embedding (damaged graphs: about 0, sound ones >= 0.97):
@@ -123,16 +124,13 @@ def outlier_nodes(model, feeds: Iterable[dict[str, np.ndarray]]) -> list[str]:
     """Names of the weight products of an ONNX `model` whose input, on one of the input `feeds` (one clip each, to
     bound memory), has outliers: a uint8 step (range / 255, 0 included) above `OUTLIER_STEP` times its RMS."""
     import onnx
-    import onnxruntime
 
     nodes = weight_products(model)
     inputs = list(dict.fromkeys(node.input[0] for node in nodes))  # q, k and v projections share theirs
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
     probe.graph.output.extend(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None) for name in inputs)
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
-    session = onnxruntime.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = inference_session(probe.SerializeToString(), 1, CPU)
     steps = dict.fromkeys(inputs, 0.0)
     for feed in feeds:
         for name, values in zip(inputs, session.run(inputs, feed)):
@@ -185,7 +183,6 @@ def quantize_export(folder: Path) -> dict:
     """Replace `folder`'s float `model.onnx` (a finished export) by its int8 quantization if it passes the gate;
     returns what the folder's JSON records of it. A `ValueError` (the folder untouched) beyond the limits."""
     import onnx
-    import onnxruntime
 
     float_file, int8_file = folder / ONNX_FILE, folder / f"{INT8}-{ONNX_FILE}"
     reference = GEmoClapOnnxRunner(folder, num_threads=1)
@@ -193,9 +190,7 @@ def quantize_export(folder: Path) -> dict:
     model = onnx.load(str(float_file))
     outliers = outlier_nodes(model, (reference.model_inputs([clip]) for clip in clips))
     quantize_weights(float_file, int8_file, label_scoring_nodes(model) + outliers)
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
-    session = onnxruntime.InferenceSession(str(int8_file), options, providers=["CPUExecutionProvider"])
+    session = inference_session(str(int8_file), 1, CPU)
     check = compare(reference, session, clips)
     record = {
         "scheme": INT8,

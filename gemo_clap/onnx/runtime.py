@@ -35,6 +35,21 @@ MASK_INPUT = "audio_attention_mask"
 PROBABILITIES, AUDIO_EMBEDS, GENDER_PROBABILITIES = "probabilities", "audio_embeds", "gender_probabilities"
 
 
+def inference_session(model: str | bytes, num_threads: int | None = None, providers: Sequence[str] | None = None):
+    """An onnxruntime session of `model` (a path or serialised bytes) with `num_threads` intra-op threads (None:
+    onnxruntime's choice) and one inter-op thread, on `providers` (default: every available one)."""
+    try:
+        import onnxruntime
+    except ImportError as error:
+        raise ImportError("the ONNX runner needs onnxruntime: pip install onnxruntime") from error
+    options = onnxruntime.SessionOptions()
+    if num_threads is not None:
+        options.intra_op_num_threads, options.inter_op_num_threads = num_threads, 1
+    return onnxruntime.InferenceSession(
+        model, options, providers=list(providers or onnxruntime.get_available_providers())
+    )
+
+
 class GEmoClapOnnxRunner:
     """
     Zero-shot emotion scores from an exported folder, called like the zero-shot pipeline and giving the same
@@ -63,16 +78,7 @@ class GEmoClapOnnxRunner:
                 f"{folder / CONFIG_FILE} has format_version {config.get('format_version')!r}; this runner reads "
                 f"{FORMAT_VERSION}: export the model again with this gemo-clap"
             )
-        try:
-            import onnxruntime
-        except ImportError as error:
-            raise ImportError("the ONNX runner needs onnxruntime: pip install onnxruntime") from error
-        options = onnxruntime.SessionOptions()
-        if num_threads is not None:
-            options.intra_op_num_threads, options.inter_op_num_threads = num_threads, 1
-        self.session = onnxruntime.InferenceSession(
-            str(folder / ONNX_FILE), options, providers=list(providers or onnxruntime.get_available_providers())
-        )
+        self.session = inference_session(str(folder / ONNX_FILE), num_threads, providers)
         self.config = config
         self.labels: list[str] = config["labels"]
         self.template: str = config["template"]

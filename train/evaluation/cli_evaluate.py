@@ -43,7 +43,6 @@ def evaluate_model(
     from tqdm.auto import tqdm
 
     from ...loading import load_classifier
-    from ...modeling.labels_gemo_clap import resolve_label_prompts
     from ...processing.audio import SAMPLING_RATE, decode_example_audio
     from ..data import gender_names, load_built_dataset
     from .zero_shot import score
@@ -57,9 +56,7 @@ def evaluate_model(
         folds = [fold]
     classifier = load_classifier(model_path, trust_remote_code=False)
     config = classifier.model.config
-    emotions, template = resolve_label_prompts(
-        dataset.features["emotion"].names, template, config.emotion_labels, config.prompt_template, what="emotions"
-    )
+    emotions, template, _ = classifier.resolve_prompts(dataset.features["emotion"].names, template, what="emotions")
     genders = gender_names(dataset)
     print(
         f"scoring {len(dataset)} utterances of fold(s) {folds}"
@@ -74,13 +71,17 @@ def evaluate_model(
         "return_segments": True,
         "batch_size": batch_size,
     }
-    clips = [{"array": decode_example_audio(audio), "sampling_rate": SAMPLING_RATE} for audio in dataset["audio"]]
+
+    def clips(indices: range | list[int]) -> list[dict]:  # decoded a step at a time: memory bounded by the step
+        return [{"array": decode_example_audio(dataset[i]["audio"]), "sampling_rate": SAMPLING_RATE} for i in indices]
+
     results = []
-    for start in tqdm(range(0, len(clips), PROGRESS_STEP), desc="scoring", unit_scale=PROGRESS_STEP):
-        results += classifier(clips[start : start + PROGRESS_STEP], segmentation=segmentation, **options)
+    for start in tqdm(range(0, len(dataset), PROGRESS_STEP), desc="scoring", unit_scale=PROGRESS_STEP):
+        indices = range(start, min(start + PROGRESS_STEP, len(dataset)))
+        results += classifier(clips(indices), segmentation=segmentation, **options)
     silent = [index for index, result in enumerate(results) if not result["speech"]]
     if silent:
-        for index, result in zip(silent, classifier([clips[i] for i in silent], segmentation="fixed", **options)):
+        for index, result in zip(silent, classifier(clips(silent), segmentation="fixed", **options)):
             results[index] = result
     outputs = {
         "predictions": [emotions.index(result["scores"][0]["label"]) for result in results],
