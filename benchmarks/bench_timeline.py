@@ -172,6 +172,7 @@ def timeline(scorer: Scorer, conversation: Conversation, probabilities: np.ndarr
                 "region_start": w.region_start / RATE,
                 "release": w.release / RATE,
                 "region_end": w.region_end / RATE if w.region_end >= 0 else None,
+                "kind": "window",
             },
             score,
         )

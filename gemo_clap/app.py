@@ -95,5 +95,9 @@ def run(args: argparse.Namespace) -> int:
     if args.port is not None:
         check_port(args.host, args.port)
     app = create_app(args.model, args.onnx, args.max_seconds, args.concurrency)
-    app.launch(server_name=args.host, server_port=args.port, share=args.share)
+    # quiet: Gradio's own lines name its `share=True` argument; ours name the --share flag
+    app.launch(server_name=args.host, server_port=args.port, share=args.share, quiet=True, prevent_thread_lock=True)
+    public = f", public link {app.share_url}" if app.share_url else " (--share: a temporary public link)"
+    print(f"serving {args.model or args.onnx} at {app.local_url}{public}; Ctrl-C stops it", flush=True)
+    app.block_thread()
     return 0

@@ -5,11 +5,9 @@ gives a file's emotion timeline as `gemo-clap predict` does. Imports no gradio (
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from .loading import load_classifier, load_onnx_runner
@@ -17,22 +15,6 @@ from .modeling.labels_gemo_clap import resolve_label_prompts
 from .predict import predict_file
 
 BATCH_SIZE = 8  # windows per audio-tower call
-
-
-def check_model_folder(model: str) -> None:
-    """A local `--model` folder must hold a gemo-clap checkpoint (`config.json` with `model_type` "gemo_clap");
-    otherwise `ValueError` saying so, instead of transformers' long loading error. Hub repo ids pass unchecked."""
-    folder = Path(model)
-    if not folder.is_dir():
-        return
-    config = folder / "config.json"
-    try:
-        model_type = json.loads(config.read_text()).get("model_type")
-    except (OSError, ValueError, AttributeError):
-        model_type = None
-    if model_type != "gemo_clap":
-        hint = " (an ONNX export: use --onnx)" if (folder / "gemo_clap_onnx.json").is_file() else ""
-        raise ValueError(f"{folder} is not a gemo-clap model folder: no config.json of a gemo_clap model{hint}")
 
 
 class ProgressVad:
@@ -116,7 +98,6 @@ def load_model(model: str | None = None, onnx: str | None = None) -> ServedModel
         runner = load_onnx_runner(onnx, trust_remote_code=False)
         served = (runner, str(onnx), "onnx", runner.labels, runner.template, runner.gender_labels, runner.sampling_rate)
     else:
-        check_model_folder(model)
         classifier = load_classifier(model, trust_remote_code=False)
         config = classifier.model.config
         gender = list(config.gender_labels) if config.has_gender_prompts else None

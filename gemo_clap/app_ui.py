@@ -65,8 +65,8 @@ def build_app(served: ServedModel, max_seconds: float = DEFAULT_MAX_SECONDS, con
 
     def analyse(audio: str | None, labels: str, template: str, progress=gr.Progress()):  # noqa: B008 (Gradio's way)
         done = analyse_file(served, audio, labels, template, folders, max_seconds, progress)
-        gender = done.gender if done.gender is not None else gr.skip()
-        return done.scores, gender, str(done.picture), done.table, [str(path) for path in done.downloads]
+        # no gender (a checkpoint without gender prompts, or no speech): None, which the API gives as an empty Label
+        return done.scores, done.gender, str(done.picture), done.table, [str(path) for path in done.downloads]
 
     def timeline(audio: FileData, labels: str = "", template: str = "") -> dict:
         """The emotion timeline of an audio file: what `gemo-clap predict --format json` gives (`file`, `duration`,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 
 USER_ERRORS = (ValueError, OSError, ImportError)  # bad input, files or towers: one clear line, exit code 2
@@ -38,9 +39,18 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     return parser
 
 
+def quiet_weight_loading() -> None:
+    """No transformers "Loading weights" bar on every model load (downloads keep huggingface_hub's bars)."""
+    if importlib.util.find_spec("transformers") is not None:
+        from transformers.utils import logging
+
+        logging.set_tqdm_hook(lambda factory, args, kwargs: factory(*args, **{**kwargs, "disable": True}))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(argv).parse_args(argv)
+    quiet_weight_loading()
     try:
         return int(importlib.import_module(args._module).run(args) or 0)
     except USER_ERRORS as error:

@@ -3,18 +3,25 @@
 By default it generates a small SYNTHETIC emotional-speech corpus (voiced signals, not speech), builds it with
 the same code as real corpora, trains a small randomly initialised SL-GEmo-CLAP through the real training loop,
 evaluates it on held-out speakers, saves it with safetensors and remote code, reloads it with `AutoModel` and
-the zero-shot `pipeline(..., trust_remote_code=True)` and classifies a few held-out clips. With
-`--audio-encoder/--text-encoder` (hub ids or folders) and `--dataset` it does the same for real.
+the zero-shot `pipeline(..., trust_remote_code=True)` and classifies a few held-out clips, which it keeps as WAV files
+for `gemo-clap predict`. With `--audio-encoder/--text-encoder` (hub ids or folders) and `--dataset` it does the same
+for real. A rerun replaces the previous demo's run in the same output folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import shlex
+import shutil
 import tempfile
 import time
 from pathlib import Path
 
+import soundfile as sf
+
 CHANCE_NOTE = "chance level is {:.1f}% for {} balanced classes"
+SYNTHETIC_FOLDS = 4  # speaker-independent folds of the synthetic corpus
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,26 +44,42 @@ def _stage(text: str, started: float) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import datasets
+
+    from .atomic import check_folder_path
     from .modeling import VARIANTS
     from .processing.builder import build_corpus, save_dataset
     from .processing.synthetic import generate_corpus
     from .train.config import TrainingConfig
-    from .train.loop import train
+    from .train.loop import existing_run, train
     from .train.tiny_towers import save_tiny_encoders
 
+    synthetic = args.dataset is None
+    if args.epochs < 1:
+        raise ValueError(f"--epochs must be >= 1, got {args.epochs}")
+    if synthetic and not 1 <= args.test_fold <= SYNTHETIC_FOLDS:
+        raise ValueError(f"--test-fold must be from 1 to {SYNTHETIC_FOLDS} (the synthetic folds), got {args.test_fold}")
+    if args.seed < 0:
+        raise ValueError(f"--seed must be >= 0, got {args.seed}")
+    datasets.disable_progress_bars()  # the demo's own lines say what happened
     started = time.monotonic()
     output = Path(args.output_dir)
-    synthetic = args.dataset is None
+    check_folder_path(output, "--output-dir")
+    if existing_run(output / "run"):
+        print(f"replacing the previous demo run in {output / 'run'}")
     if synthetic:
         print("NOTE: this demo runs on SYNTHETIC signals (voiced tones shaped by emotion and gender), not speech;")
         print("      its numbers show the pipeline works, not how well GEmo-CLAP recognises real emotions.")
         with tempfile.TemporaryDirectory(prefix="gemo-clap-synthetic-") as corpus_dir:
             manifest = generate_corpus(corpus_dir, speakers_per_gender=4, clips_per_emotion=6, seed=args.seed)
             _stage(f"generated a synthetic corpus: {manifest}", started)
-            dataset, report = build_corpus("manifest", manifest, num_folds=4, cache_dir=Path(corpus_dir) / "cache")
+            dataset, report = build_corpus(
+                "manifest", manifest, num_folds=SYNTHETIC_FOLDS, cache_dir=Path(corpus_dir) / "cache"
+            )
             dataset_dir = save_dataset(dataset, output / "dataset", overwrite=True)
         _stage(
-            f"built it like a real corpus: {len(dataset)} utterances, 4 speaker-independent folds -> {dataset_dir}",
+            f"built it like a real corpus: {len(dataset)} utterances, {SYNTHETIC_FOLDS} speaker-independent folds -> "
+            f"{dataset_dir}",
             started,
         )
     else:
@@ -81,19 +104,20 @@ def run(args: argparse.Namespace) -> int:
         batch_size=8 if synthetic else 16,
         validation_fraction=0.15,
         seed=args.seed,
-        report_to=[],
     )
     _stage(
         f"training {VARIANTS[args.variant].title}, test fold {args.test_fold} (speakers never seen in training)",
         started,
     )
-    result = train(config)
+    result = train(config, overwrite=True)
     metrics = result.test_metrics
     _stage(
-        f"saved the best epoch ({result.best_epoch}) with safetensors and remote code -> {result.model_dir}", started
+        f"saved the best epoch by validation UAR ({result.best_epoch + 1} of {args.epochs}) with safetensors and "
+        f"remote code -> {result.model_dir}",
+        started,
     )
 
-    _classify_with_pipeline(result.model_dir, dataset_dir, args.test_fold, started)
+    examples = _classify_with_pipeline(result.model_dir, dataset_dir, args.test_fold, output / "examples", started)
     names = list(metrics["per_class_recall"])
     print()
     print(f"Held-out speakers (fold {args.test_fold}){' on SYNTHETIC data' if synthetic else ''}:")
@@ -104,15 +128,20 @@ def run(args: argparse.Namespace) -> int:
         print(f"| recall {name} | {100 * recall:.1f}% |")
     print(CHANCE_NOTE.format(100 / len(names), len(names)))
     _stage("done", started)
+    model = shlex.quote(str(result.model_dir))
+    print(f"next: gemo-clap predict --model {model} {shlex.quote(str(examples))}  (or your own audio files)")
+    needs = "" if importlib.util.find_spec("gradio") else '; it needs the app extra: pip install -e ".[app]"'
+    print(f"      gemo-clap app --model {model}  (a web app{needs})")
     return 0
 
 
-def _classify_with_pipeline(model_dir: Path, dataset_dir: Path, test_fold: int, started: float) -> None:
-    """Reload the saved folder as a Hugging Face user would and classify a few held-out clips."""
+def _classify_with_pipeline(model_dir: Path, dataset_dir: Path, test_fold: int, examples: Path, started: float) -> Path:
+    """Reload the saved folder as a Hugging Face user would and classify a few held-out clips; return the folder
+    `examples` they are written to (as WAV files, for `gemo-clap predict`)."""
     import datasets
     from transformers import AutoModel, pipeline
 
-    from .processing.audio import decode_example_audio
+    from .processing.audio import SAMPLING_RATE, decode_example_audio
 
     model = AutoModel.from_pretrained(model_dir, trust_remote_code=True)
     classifier = pipeline("zero-shot-audio-classification", model=str(model_dir), trust_remote_code=True)
@@ -122,8 +151,15 @@ def _classify_with_pipeline(model_dir: Path, dataset_dir: Path, test_fold: int, 
     )
     names = test.features["emotion"].names
     rows = [test[i] for i in range(0, len(test), max(1, len(test) // 6))][:6]
-    predictions = classifier([decode_example_audio(row["audio"]) for row in rows], batch_size=len(rows))
+    clips = [decode_example_audio(row["audio"]) for row in rows]
+    predictions = classifier(clips, batch_size=len(rows))
     for row, scores in zip(rows, predictions):
         print(
             f"  {row['id']:<24} true {names[row['emotion']]:<8} predicted {scores[0]['label']:<8} ({scores[0]['score']:.2f})"
         )
+    shutil.rmtree(examples, ignore_errors=True)  # a previous demo's clips
+    examples.mkdir(parents=True)
+    for row, clip in zip(rows, clips):
+        name = Path(row["id"]).name
+        sf.write(examples / (name if name.lower().endswith(".wav") else f"{name}.wav"), clip, SAMPLING_RATE)
+    return examples

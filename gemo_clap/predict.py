@@ -9,7 +9,7 @@ signal. Files are read block by block (memory flat in file length). Gender comes
 Folders are searched recursively for audio files. `--output-dir` writes one result per input (JSON, plus `--format`,
 `--embeddings` and `--plot` files) and `summary.csv`; every file is written atomically and the JSON last, so a rerun
 skips the inputs whose files are all there. A file that cannot be used gets one clear line and is counted; the exit
-code is non-zero only when every file failed.
+code is 0 when at least one file was done (or already finished) and 2, as for any bad input, when every file failed.
 
 The model is loaded with the installed gemo_clap code. `--trust-remote-code` runs the checkpoint's own code
 instead, as transformers does; a Hub repo id needs it only for checkpoints the installed code cannot load.
@@ -52,6 +52,10 @@ TIMELINE_OPTIONS = {
     "--min-speech-seconds": ("min_speech_s", "shorter speech is dropped (default {:g})"),
     "--min-silence-seconds": ("min_silence_s", "shorter pauses do not end speech (default {:g})"),
     "--speech-pad-seconds": ("speech_pad_s", "padding on each side of speech (default {:g})"),
+    "--span-gap-seconds": (
+        "span_gap_s",
+        "the overall scores: speech regions at most this far apart are scored as one span (default {:g})",
+    ),
 }
 
 
@@ -68,8 +72,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--segmentation",
         choices=SEGMENTATIONS,
-        help="vad: windows inside detected speech (the default); fixed: chunks over the whole signal (the default "
-        "with --segment-seconds)",
+        help="vad: speech spans scored whole for the file's scores, windows inside speech for its timeline (the "
+        "default); fixed: chunks over the whole signal (the default with --segment-seconds)",
     )
     parser.add_argument(
         "--segment-seconds",
@@ -107,6 +111,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+NO_SPEECH_NOTE = "no speech detected: the whole file was scored"
+
+
 def predict_file(classifier, path: str, batch_size: int, **call_kwargs) -> tuple[dict, dict]:
     """(the JSON result of one file, the pipeline's full output): `file`, `duration`, `speech`, `speech_seconds`,
     `scores`, `segments` (times rounded to ms), and `gender`/`gender_scores` when gender is asked."""
@@ -127,7 +134,7 @@ def predict_file(classifier, path: str, batch_size: int, **call_kwargs) -> tuple
         result["gender"] = output["gender"][0]["label"] if output["gender"] else None
         result["gender_scores"] = output["gender"]
     if not output["speech"]:
-        result["note"] = "no speech detected"
+        result["note"] = NO_SPEECH_NOTE
     return result, output
 
 
@@ -187,7 +194,7 @@ def write_results(files: dict[str, Path], result: dict, output: dict, audio_path
 
                 plot_timeline({**result, "chunks": output.get("chunks", [])}, audio_path, handle, rate)
             else:
-                handle.write(render(result, kind).encode())
+                handle.write((render(result, kind) + ("\n" if kind == "json" else "")).encode())  # a text file's end
 
 
 def _timeline_options(args: argparse.Namespace) -> dict:
@@ -303,7 +310,7 @@ def run(args: argparse.Namespace) -> int:
             "be used" + "".join(f"\n  {path}: {reason}" for path, reason in failures),
             file=sys.stderr,
         )
-    return 1 if inputs and len(failures) == len(inputs) else 0
+    return 2 if inputs and len(failures) == len(inputs) else 0  # bad input, as every command's
 
 
 def _check_stream_usage(args: argparse.Namespace) -> None:
@@ -384,7 +391,8 @@ def describe(result: dict) -> str:
     sizes = (
         f"[{result['duration']:.1f} s, {result['speech_seconds']:.1f} s speech, {len(result['segments'])} segment(s)]"
     )
-    if not result["speech"]:
-        return f"{result['file']}: no speech  {sizes}"
     best = result["scores"][0]
-    return f"{result['file']}: {best['label']} ({best['score']:.2f}){gender}  {sizes}"
+    label = f"{best['label']} ({best['score']:.2f}){gender}"
+    if not result["speech"]:
+        return f"{result['file']}: no speech (scored whole: {label})  {sizes}"
+    return f"{result['file']}: {label}  {sizes}"

@@ -161,7 +161,7 @@ def plot_timeline(result: dict, audio_path: str | os.PathLike, destination, samp
     figure.legend(handles=handles, loc="upper right", ncol=len(handles), frameon=False, fontsize=9)
     figure.suptitle(
         f"{os.path.basename(str(result['file']))}: {best}  ({_minutes(duration)}, "
-        f"{result['speech_seconds']:.1f} s speech, {len(segments)} segments)",
+        f"{result['speech_seconds']:.1f} s speech, {len(segments)} segment{'' if len(segments) == 1 else 's'})",
         x=0.01,
         ha="left",
         fontsize=11,

@@ -259,6 +259,21 @@ def _audio_chunks(
         yield (start / rate, end / rate), array[start:end]
 
 
+def audio_spans(audio: Any, sampling_rate: int, spans: Sequence[tuple[int, int]]) -> Iterator[np.ndarray]:
+    """The signal of each `(start, end)` span (samples at `sampling_rate`) of one input: a file read a span at a
+    time, any other input decoded once. Errors as `audio_chunks`."""
+    try:
+        if isinstance(audio, (str, os.PathLike)):
+            seconds = [(start / sampling_rate, end / sampling_rate) for start, end in spans]
+            yield from read_chunks(os.fspath(audio), sampling_rate, seconds)
+            return
+        array = _in_memory(audio, sampling_rate)
+        for start, end in spans:
+            yield array[start:end]
+    except AudioDecodeError as error:
+        raise ValueError(error.sentence) from error
+
+
 def _file_spans(
     name: str, rate: int, bounds: Callable[[int, int], list[tuple[int, int]]]
 ) -> Iterator[tuple[tuple[float, float], np.ndarray]]:

@@ -1,8 +1,8 @@
 """Zero-shot speech emotion classification with GEmo-CLAP: cosine similarity between the audio embedding and the
-embeddings of one prompt per candidate label ("The emotion is {label}."). Long inputs are split into chunks, as
-the ASR pipeline does (`chunk_length_s`), and their scores combined (`return_timestamps` gives each chunk's); or,
-with `segmentation="vad"` / `return_segments=True`, scored in sliding windows inside detected speech and returned
-as an emotion timeline (`timeline_gemo_clap`)."""
+embeddings of one prompt per candidate label ("The emotion is {label}."). By default (`segmentation="vad"`) the
+speech of an input is found with a VAD and scored as training saw its utterances, trimmed to their speech; sliding
+windows inside speech give the emotion timeline (`timeline_gemo_clap`). `segmentation="fixed"` scores the whole
+input in chunks, as the ASR pipeline does (`chunk_length_s`)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 from transformers.pipelines.base import ChunkPipeline
+from transformers.utils import logging
 
 from .audio_gemo_clap import longest_first
 from .labels_gemo_clap import check_return_gender, resolve_label_prompts
@@ -24,9 +25,10 @@ from .timeline_gemo_clap import (
     timeline_result,
     timeline_settings,
 )
-from .vad_gemo_clap import SileroVad
+from .vad_gemo_clap import INSTALL_HINT, SileroVad, vad_installed
 
 PIPELINE_TASK = "zero-shot-audio-classification"
+logger = logging.get_logger(__name__)
 
 
 class GEmoClapZeroShotAudioClassificationPipeline(ChunkPipeline):
@@ -38,23 +40,25 @@ class GEmoClapZeroShotAudioClassificationPipeline(ChunkPipeline):
     (batched with `batch_size`, which counts chunks). `candidate_labels` default to the checkpoint's emotion labels,
     `hypothesis_template` to its prompt template; each label set's prompt embeddings are computed once and reused.
 
-    `segmentation="fixed"` (the default unless `return_segments=True`): inputs longer than `chunk_length_s`
-    (default: the model's `max_audio_seconds`) are split into chunks of that length; a tail shorter than half a
-    chunk joins the previous chunk (or, where that would exceed the model's maximum, the two are split into equal
-    halves). Returns per input `[{"label", "score"}, ...]`, sorted, scores summing to 1: the duration-weighted mean
-    of the chunks' scores. With `return_timestamps=True`: `{"scores": [...], "chunks": [{"timestamp": (start_s,
-    end_s), "scores": [...]}, ...]}`. With `return_gender=True` (checkpoints trained with gender prompts,
-    ML-GEmo-CLAP) the result is a dict that also holds `"gender"` scores (per input and per chunk), computed from
-    the same audio embeddings.
+    `segmentation="vad"` (the default; the scoring protocol of `predict`, `evaluate` and training's test scores):
+    Silero VAD finds speech (`vad_threshold`, `min_speech_s`, `min_silence_s`, `speech_pad_s`). The overall scores
+    are the duration-weighted mean of speech spans scored whole: speech regions at most `span_gap_s` apart joined up
+    to the model's maximum, as training pooled each utterance from its first speech to its last; an input without
+    speech is scored whole. Windows of `window_s` every `hop_s` inside speech give the timeline: their scores are
+    averaged where they overlap, smoothed over `smoothing_s` and merged into segments; non-speech gets no emotion.
+    Returns per input `[{"label", "score"}, ...]`, sorted, scores summing to 1. `return_segments=True` gives
+    `{"scores", "segments": [{"start", "end", "label", "score"[, "gender"]}, ...], "speech": bool}` (an input
+    without speech: no segments, `speech` False); `return_timestamps=True` adds the windows as `"chunks"`;
+    `return_embeddings=True` adds `"embeddings"` (numpy arrays of the L2-normalised audio embeddings: `file`,
+    `segments`, `windows`, `window_spans`). With `return_gender=True` (checkpoints trained with gender prompts,
+    ML-GEmo-CLAP) the result is a dict that also holds `"gender"` scores, computed from the same audio embeddings.
 
-    `segmentation="vad"` (the default with `return_segments=True`; needs `pip install 'gemo-clap[timeline]'`): Silero
-    VAD finds speech (`vad_threshold`, `min_speech_s`, `min_silence_s`, `speech_pad_s`); windows of `window_s`
-    every `hop_s` inside speech are scored, their scores averaged where they overlap, smoothed over `smoothing_s`
-    and merged into segments; non-speech gets no emotion and does not count in the overall scores (weighted by
-    speech duration). `return_segments=True` gives `{"scores", "segments": [{"start", "end", "label", "score"[,
-    "gender"]}, ...], "speech": bool}` (an input without speech: empty `scores` and `segments`, `speech` False);
-    `return_timestamps=True` adds the windows as `"chunks"`; `return_embeddings=True` adds `"embeddings"` (numpy
-    arrays of the L2-normalised audio embeddings: `file`, `segments`, `windows`, `window_spans`).
+    `segmentation="fixed"` (the default when `chunk_length_s` is given, or where silero-vad is not installed: `pip
+    install silero-vad onnxruntime`): the whole input in chunks of `chunk_length_s` (default: the model's
+    `max_audio_seconds`); a tail shorter than half a chunk joins the previous chunk (or, where that would exceed the
+    model's maximum, the two are split into equal halves). The scores are the duration-weighted mean of the chunks';
+    `return_timestamps=True` gives `{"scores": [...], "chunks": [{"timestamp": (start_s, end_s), "scores": [...]},
+    ...]}`.
 
     `stream(sampling_rate=16000, **options)` gives the timeline of live audio (`EmotionStream`: frames in, events
     out), the same segments as the offline timeline.
@@ -66,9 +70,10 @@ class GEmoClapZeroShotAudioClassificationPipeline(ChunkPipeline):
     _load_image_processor = False
 
     def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
         self._prompt_embeddings: dict[tuple[tuple[str, ...], str], torch.Tensor] = {}
         self._vad: SileroVad | None = None
+        self._warned_no_vad = False
+        super().__init__(*args, **kwargs)  # checks its call options: the attributes above first
 
     def __call__(self, inputs: Any, **kwargs) -> list | dict:
         """Classify one input or a list. A list of in-memory clips is run longest first (length bucketing: little
@@ -125,15 +130,20 @@ class GEmoClapZeroShotAudioClassificationPipeline(ChunkPipeline):
         min_speech_s=None,
         min_silence_s=None,
         speech_pad_s=None,
+        span_gap_s=None,
         **kwargs,
     ):
         config = self.model.config
         labels, template, gender = self.resolve_prompts(candidate_labels, hypothesis_template, bool(return_gender))
+        vad_available = self._vad is not None or vad_installed()
+        if segmentation is None and not vad_available and not self._warned_no_vad:
+            logger.warning(f"no speech detector installed: scoring whole inputs ({INSTALL_HINT} to score speech)")
+            self._warned_no_vad = True
         settings = timeline_settings(
             config.max_audio_seconds,
             self.processor.sampling_rate,
             segmentation,
-            bool(return_segments),
+            vad_available,
             chunk_length_s,
             window_s=window_s,
             hop_s=hop_s,
@@ -142,6 +152,7 @@ class GEmoClapZeroShotAudioClassificationPipeline(ChunkPipeline):
             min_speech_s=min_speech_s,
             min_silence_s=min_silence_s,
             speech_pad_s=speech_pad_s,
+            span_gap_s=span_gap_s,
         )
         if settings.segmentation == "vad" and self._vad is None:
             self._vad = SileroVad()  # a missing silero-vad is reported before any input is read
@@ -162,8 +173,8 @@ class GEmoClapZeroShotAudioClassificationPipeline(ChunkPipeline):
         return {"settings": settings}, forward, postprocess
 
     def preprocess(self, audio: Any, settings: TimelineSettings):
-        """The chunks (segmentation="fixed") or speech windows ("vad") of one input (`input_chunks`); a file is read
-        a chunk or a block at a time."""
+        """The chunks (segmentation="fixed") or speech windows and spans ("vad") of one input (`input_chunks`); a
+        file is read a chunk or a block at a time."""
         rate = self.processor.sampling_rate
         yield from input_chunks(audio, rate, settings, self.model.config.max_audio_seconds, lambda: self.vad)
 
@@ -230,19 +241,12 @@ class GEmoClapZeroShotAudioClassificationPipeline(ChunkPipeline):
     def _forward(self, model_inputs, candidate_labels, hypothesis_template, gender, return_embeddings):
         clips = model_inputs["audio"]
         clips = clips if isinstance(clips, list) else [clips]
-        rows = [row for row, clip in enumerate(clips) if clip is not None]  # a chunk without audio: no speech
         outputs = {key: model_inputs[key] for key in (*SPAN_KEYS, "is_last")}
         heads = {"logits": (candidate_labels, hypothesis_template)}
         if gender is not None:
             heads["gender_logits"] = gender
-        dimension = self.model.config.projection_dim
-        audio_embeds = torch.zeros(len(clips), dimension, device=self.device)
-        for name, prompts in heads.items():
-            outputs[name] = torch.zeros(len(clips), len(prompts[0]), device=self.device)
-        if rows:
-            audio_embeds[rows], logits = self.audio_scores([clips[row] for row in rows], heads)
-            for name in heads:
-                outputs[name][rows] = logits[name]
+        audio_embeds, logits = self.audio_scores(clips, heads)
+        outputs.update(logits)
         if return_embeddings:
             outputs["audio_embeds"] = audio_embeds
         return outputs

@@ -29,7 +29,9 @@ from .audio_gemo_clap import (
     MIN_SECONDS,
     audio_blocks,
     audio_chunks,
+    audio_spans,
     check_chunk_length,
+    chunk_bounds,
     chunk_results,
     ranked,
     weighted_scores,
@@ -39,7 +41,14 @@ from .vad_gemo_clap import FRAME_SAMPLES, VAD_SAMPLING_RATE
 SEGMENTATIONS = ("vad", "fixed")
 STEP_SECONDS = 0.02  # time resolution of the score curves and of the segment boundaries inside speech
 NEGATIVE_THRESHOLD_GAP = 0.15  # Silero's hysteresis: inside speech, silence starts below threshold - 0.15
-SPAN_KEYS = ("start", "end", "region_start", "release", "region_end")  # a chunk's times (s), kept with its scores
+# a quiet input in which the VAD finds no speech is searched again, louder: its peak raised to QUIET_PEAK by at most
+# MAX_VAD_GAIN (+40 dB), for the VAD only (the model scores the audio as it is); EmoDB scaled to -40 dBFS peaks:
+# 14 of 339 clips without speech at the plain level, none with the second search (benchmarks/README.md)
+QUIET_PEAK, MAX_VAD_GAIN = 0.25, 100.0
+SPAN_KEYS = ("start", "end", "region_start", "release", "region_end", "kind")  # a chunk's times (s) and kind
+# what a chunk is scored for: a timeline window (segments), a speech span or a chunk of the whole input (the overall
+# scores: "chunk" under segmentation="fixed", "whole" under "vad" when no speech was found)
+CHUNK_KINDS = ("window", "span", "chunk", "whole")
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,9 @@ class TimelineSettings:
     min_speech_s: float = 0.25
     min_silence_s: float = 0.25
     speech_pad_s: float = 0.03
+    # the overall scores: speech regions at most `span_gap_s` apart are joined into one span (up to the model's
+    # maximum) and each span is scored whole, as training saw its utterances (trimmed to their speech)
+    span_gap_s: float = 1.0
 
 
 VAD_OPTIONS = tuple(f.name for f in fields(TimelineSettings) if f.name not in ("segmentation", "chunk_length_s"))
@@ -73,17 +85,22 @@ def timeline_settings(
     max_seconds: float,
     sampling_rate: int,
     segmentation: str | None = None,
-    return_segments: bool = False,
+    vad_available: bool = True,
     chunk_length_s: float | None = None,
     **options: float | None,
 ) -> TimelineSettings:
-    """The validated settings of one call. `segmentation` defaults to "vad" when segments are asked for and to
-    "fixed" (today's whole-signal chunks) otherwise; options left None take their defaults (`window_s`: the default
-    or the model's maximum, whichever is shorter). Raises `ValueError` naming the option that is wrong."""
+    """The validated settings of one call. `segmentation` defaults to "vad" (the scoring protocol of every entry
+    point: speech spans scored whole, windows for the timeline), or to "fixed" when `chunk_length_s` is given, or
+    when no speech detector is available (`vad_available`) or the model does not take 16 kHz audio; options left
+    None take their defaults (`window_s`: the default or the model's maximum, whichever is shorter). Raises
+    `ValueError` naming the option that is wrong."""
     unknown = sorted(set(options) - set(VAD_OPTIONS))
     if unknown:
         raise TypeError(f"unexpected timeline option(s) {unknown}; known: {list(VAD_OPTIONS)}")
-    mode = segmentation if segmentation is not None else ("vad" if return_segments else "fixed")
+    mode = segmentation
+    if mode is None:
+        fixed = chunk_length_s is not None or not vad_available or sampling_rate != VAD_SAMPLING_RATE
+        mode = "fixed" if fixed else "vad"
     if mode not in SEGMENTATIONS:
         raise ValueError(f"segmentation must be one of {SEGMENTATIONS}, got {segmentation!r}")
     given = [name for name, value in options.items() if value is not None]
@@ -112,7 +129,7 @@ def timeline_settings(
         raise ValueError(f"hop_s ({hop:g}) must not exceed window_s ({window:g}): the windows would leave gaps")
     if not 0 < values.get("vad_threshold", defaults.vad_threshold) < 1:
         raise ValueError(f"vad_threshold must be in (0, 1), got {values['vad_threshold']:g}")
-    for name in ("smoothing_s", "min_speech_s", "min_silence_s", "speech_pad_s"):
+    for name in ("smoothing_s", "min_speech_s", "min_silence_s", "speech_pad_s", "span_gap_s"):
         if values.get(name, 0.0) < 0:
             raise ValueError(f"{name} must be >= 0, got {values[name]:g}")
     return replace(defaults, **values)
@@ -148,6 +165,17 @@ class SpeechDetector:
         self.open_start = 0  # its padded start
         self.pending: tuple[int, int] | None = None  # (padded start, end) of a kept region whose padded end waits
         self.limit: int | None = None  # the signal's length, once its last (partial) frame comes
+
+    @classmethod
+    def for_settings(cls, settings: TimelineSettings, sampling_rate: int) -> SpeechDetector:
+        """The detector of `settings` (`vad_threshold`, `min_speech_s`, `min_silence_s`, `speech_pad_s`)."""
+        seconds = lambda value: round(value * sampling_rate)
+        return cls(
+            settings.vad_threshold,
+            seconds(settings.min_speech_s),
+            seconds(settings.min_silence_s),
+            seconds(settings.speech_pad_s),
+        )
 
     def push(self, probabilities: Iterable[float]) -> list[RegionEvent]:
         events: list[RegionEvent] = []
@@ -283,15 +311,10 @@ class TimelineStream:
     the rest. It keeps only the audio a window may still need (a few windows' worth, whatever the input's length,
     except while the VAD's probability hovers between its two thresholds, when a region's end stays open)."""
 
-    def __init__(self, settings: TimelineSettings, sampling_rate: int, vad_stream):
+    def __init__(self, settings: TimelineSettings, sampling_rate: int, vad_stream, vad_gain: float = 1.0):
         seconds = lambda value: round(value * sampling_rate)
-        self.vad = vad_stream
-        self.detector = SpeechDetector(
-            settings.vad_threshold,
-            seconds(settings.min_speech_s),
-            seconds(settings.min_silence_s),
-            seconds(settings.speech_pad_s),
-        )
+        self.vad, self.vad_gain = vad_stream, vad_gain
+        self.detector = SpeechDetector.for_settings(settings, sampling_rate)
         self.planner = WindowPlanner(
             seconds(settings.window_s), seconds(settings.hop_s), math.ceil(MIN_SECONDS * sampling_rate)
         )
@@ -303,7 +326,7 @@ class TimelineStream:
     def push(self, samples: np.ndarray) -> list[Window]:
         self.buffer = np.concatenate([self.buffer, np.asarray(samples, dtype=np.float32)])
         self.total += len(samples)
-        windows = self._windows(self.detector.push(self.vad.push(samples)))
+        windows = self._windows(self.detector.push(self.vad.push(np.asarray(samples) * self.vad_gain)))
         self._trim()
         return windows
 
@@ -369,13 +392,62 @@ class TimelineStream:
             self.buffer, self.buffer_start = self.buffer[drop:].copy(), self.buffer_start + drop
 
 
-def speech_windows(audio: Any, sampling_rate: int, settings: TimelineSettings, vad) -> Iterator[Window]:
+def speech_windows(
+    audio: Any, sampling_rate: int, settings: TimelineSettings, vad, vad_gain: float = 1.0
+) -> Iterator[Window]:
     """The windows of one input (a file path, read block by block; bytes; an array; an audio dict) under
-    `segmentation="vad"`, `vad` a `SileroVad`: what `TimelineStream` gives when fed the whole input."""
-    stream = TimelineStream(settings, sampling_rate, vad.stream())
+    `segmentation="vad"`, `vad` a `SileroVad` hearing the input `vad_gain` times louder: what `TimelineStream` gives
+    when fed the whole input."""
+    stream = TimelineStream(settings, sampling_rate, vad.stream(), vad_gain)
     for block in audio_blocks(audio, sampling_rate):
         yield from stream.push(block)
     yield from stream.finish()
+
+
+def quiet_gain(peak: float) -> float:
+    """The VAD's gain for the second search of an input without detected speech whose peak is `peak`: up to
+    `QUIET_PEAK`, at most `MAX_VAD_GAIN`; 1 (no second search) for a loud enough or digitally silent input."""
+    return min(QUIET_PEAK / peak, MAX_VAD_GAIN) if 0 < peak < QUIET_PEAK else 1.0
+
+
+def _regions(array: np.ndarray, sampling_rate: int, vad, settings: TimelineSettings, gain: float):
+    stream, detector = vad.stream(), SpeechDetector.for_settings(settings, sampling_rate)
+    events = detector.push(stream.push(array * gain))
+    detector.limit = array.size
+    events += detector.push(stream.finish()) + detector.finish(array.size)
+    return [(event.start, event.end) for event in events if event.kind == "close"]
+
+
+def speech_regions(array: np.ndarray, sampling_rate: int, vad, settings: TimelineSettings) -> list[tuple[int, int]]:
+    """The padded speech regions `(start, end)` (samples) of one clip: those the timeline's windows cover (a quiet
+    clip searched again louder, `quiet_gain`)."""
+    regions = _regions(array, sampling_rate, vad, settings, 1.0)
+    gain = quiet_gain(float(np.abs(array).max(initial=0.0)))
+    return regions or (_regions(array, sampling_rate, vad, settings, gain) if gain > 1 else [])
+
+
+def trim_to_speech(array: np.ndarray, sampling_rate: int, vad, settings: TimelineSettings | None = None) -> np.ndarray:
+    """The clip from the start of its first speech region to the end of its last (the whole clip when the VAD finds
+    none): what training pools, and what the overall scores of a one-utterance input score (`utterance_spans`)."""
+    regions = speech_regions(array, sampling_rate, vad, settings or TimelineSettings())
+    return array[regions[0][0] : regions[-1][1]] if regions else array
+
+
+def utterance_spans(regions: Sequence[tuple[int, int]], max_samples: int, gap: int) -> list[tuple[int, int]]:
+    """The spans scored whole for the overall scores: consecutive speech regions joined while the silence between
+    them lasts at most `gap` samples and the joined span at most `max_samples`; a longer region is cut by
+    `chunk_bounds` (the pipeline's long-input rule)."""
+    joined: list[tuple[int, int]] = []
+    for start, end in regions:
+        if joined and start - joined[-1][1] <= gap and end - joined[-1][0] <= max_samples:
+            joined[-1] = (joined[-1][0], end)
+        else:
+            joined.append((start, end))
+    return [
+        (start + first, start + last)
+        for start, end in joined
+        for first, last in chunk_bounds(end - start, max_samples, max_samples)
+    ]
 
 
 # ------------------------------------------------------------------------------------------ scores to segments
@@ -493,23 +565,18 @@ class Segment:
 
 class SegmentMerger:
     """Consecutive steps with the same most likely emotion (after smoothing) become one segment; a segment never
-    spans two regions. Also sums every step's raw values over all speech (the overall scores)."""
+    spans two regions."""
 
     def __init__(self, num_labels: int):
         self.num_labels = num_labels
         self.current: Segment | None = None
         self.finished: list[Segment] = []
-        self.speech = 0  # samples of speech so far
-        self.total: np.ndarray | None = None  # sum of raw values x duration over all speech
 
     def push(self, steps: Steps, smoothed: np.ndarray) -> None:
         if len(steps.starts) == 0:
             return
         durations = (steps.ends - steps.starts).astype(np.float64)
         weighted_raw, weighted_smoothed = steps.values * durations[:, None], smoothed * durations[:, None]
-        total = weighted_raw.sum(axis=0)
-        self.total = total if self.total is None else self.total + total
-        self.speech += int(durations.sum())
         labels = np.argmax(smoothed[:, : self.num_labels], axis=1)
         cuts = [0, *(np.flatnonzero(labels[1:] != labels[:-1]) + 1).tolist(), len(labels)]
         for first, last in pairwise(cuts):
@@ -594,47 +661,47 @@ def timeline_result(
     return_segments: bool = False,
     return_embeddings: bool = False,
 ) -> list[dict] | dict:
-    """The result of one input from its windows' (or chunks') outputs, in order: dicts with `start`, `end` (s),
-    `region_start`, `release`, `region_end` (s or None), `scores` (probabilities over `labels`), `gender` (or None),
-    `embedding` (or None); a dict without `scores` stands for an input without speech.
+    """The result of one input from its chunks' outputs (`chunk_output`), in order: dicts with `start`, `end` (s),
+    `region_start`, `release`, `region_end` (s or None), `kind`, `scores` (probabilities over `labels`), `gender`
+    (or None), `embedding` (or None).
 
+    The overall scores (and gender and file embedding) are the duration-weighted mean of the chunks scored for them:
+    the speech spans (segmentation="vad"; the whole input when it has no speech) or the input's chunks ("fixed").
     Returns the ranked overall scores (a list) when nothing else is asked; else a dict with `scores`, `segments`
     and `speech` (`return_segments`), `gender` (overall, and per segment), `chunks` (`return_timestamps`: each
-    window's `timestamp` and ranked scores) and `embeddings` (`return_embeddings`: numpy arrays `file`,
-    `segments`, `windows`). With segmentation="fixed" the chunks are the windows and every sample counts as
-    speech; with "vad" only speech counts and an input without speech has empty `scores` and `segments`."""
-    windows = [output for output in outputs if output.get("scores") is not None]
+    window's `timestamp` and ranked scores; under "vad" also `spans`, those of the spans) and `embeddings` (`return_embeddings`: numpy arrays `file`,
+    `segments`, `windows`, `window_spans`). With segmentation="fixed" the chunks are the windows and every sample
+    counts as speech; with "vad" the segments come from the windows inside speech, and an input without speech
+    has no segments and `speech` False."""
     with_gender = gender_labels is not None
+    scored = [output for output in outputs if output["kind"] != "window"]
+    durations = [output["end"] - output["start"] for output in scored]
+    overall = {"scores": ([output["scores"] for output in scored], labels)}
+    if with_gender:
+        overall["gender"] = ([output["gender"] for output in scored], gender_labels)
+    result = chunk_results([(output["start"], output["end"]) for output in scored], overall, return_timestamps=True)
     if settings.segmentation == "fixed":
-        spans = [(output["start"], output["end"]) for output in windows]
-        scores = {"scores": ([w["scores"] for w in windows], labels)}
-        if with_gender:
-            scores["gender"] = ([w["gender"] for w in windows], gender_labels)
-        result = chunk_results(spans, scores, return_timestamps=True)
+        windows = scored
         segments = _chunk_segments(windows, labels, gender_labels, return_embeddings)
     else:
-        result, segments = _vad_result(windows, labels, gender_labels, settings, sampling_rate, return_embeddings)
-        if return_timestamps:
-            result["chunks"] = _chunks(windows, labels, gender_labels)
+        windows = [output for output in outputs if output["kind"] == "window"]
+        segments = _vad_segments(windows, labels, gender_labels, settings, sampling_rate, return_embeddings)
+        result["spans"], result["chunks"] = result["chunks"], _chunks(windows, labels, gender_labels)
     if return_embeddings:
         window_embeddings = np.asarray([w["embedding"] for w in windows], dtype=np.float32)
-        dimension = window_embeddings.shape[1] if window_embeddings.ndim == 2 else 0
-        if settings.segmentation == "fixed":
-            durations = [w["end"] - w["start"] for w in windows]
-            file_embedding = _normalised(weighted_scores(window_embeddings, durations))
-        else:
-            file_embedding = result.pop("file_embedding")
+        dimension = len(scored[0]["embedding"])
         result["embeddings"] = {
-            "file": file_embedding,
+            "file": _normalised(weighted_scores([output["embedding"] for output in scored], durations)),
             "segments": np.stack([s.pop("embedding") for s in segments]) if segments else np.zeros((0, dimension)),
             "windows": window_embeddings.reshape(len(windows), dimension),
             "window_spans": np.asarray([(w["start"], w["end"]) for w in windows], dtype=np.float64).reshape(-1, 2),
         }
     if not return_timestamps:
         result.pop("chunks", None)
+        result.pop("spans", None)
     if return_segments:
         result["segments"] = segments
-        result["speech"] = bool(segments)
+        result["speech"] = bool(windows)
     if return_timestamps or return_segments or return_embeddings or with_gender:
         return result
     return result["scores"]
@@ -695,8 +762,8 @@ def segment_entry(
     return entry
 
 
-def _vad_result(windows, labels, gender_labels, settings, sampling_rate, with_embeddings):
-    """segmentation="vad": the windows through `TimelineAccumulator`; overall scores weighted by speech duration."""
+def _vad_segments(windows, labels, gender_labels, settings, sampling_rate, with_embeddings) -> list[dict]:
+    """segmentation="vad": the segments of the windows through `TimelineAccumulator`."""
     num_labels = len(labels)
     num_gender = len(gender_labels) if gender_labels is not None else 0
     samples = lambda seconds: round(seconds * sampling_rate)
@@ -718,74 +785,92 @@ def _vad_result(windows, labels, gender_labels, settings, sampling_rate, with_em
             -1 if region_end is None else samples(region_end),
             values,
         )
-    result: dict[str, Any] = {"scores": []}
-    if accumulator is None or accumulator.merger.speech == 0:
-        if gender_labels is not None:
-            result["gender"] = []
-        if with_embeddings:
-            result["file_embedding"] = None
-        return result, []
-    merger = accumulator.merger
-    overall = merger.total / merger.speech
-    result["scores"] = _ranked_list(overall[:num_labels], labels)
-    if gender_labels is not None:
-        result["gender"] = _ranked_list(overall[num_labels : num_labels + num_gender], gender_labels)
-    if with_embeddings:
-        result["file_embedding"] = _normalised(overall[num_labels + num_gender :])
+    if accumulator is None:
+        return []
     segments = []
-    for segment in merger.finished:
+    for segment in accumulator.merger.finished:
         entry = segment_entry(segment, labels, gender_labels, sampling_rate)
         if with_embeddings:
             entry["embedding"] = _normalised(segment.raw[num_labels + num_gender :] / segment.duration)
         segments.append(entry)
-    return result, segments
+    return segments
 
 
 def input_chunks(
     audio: Any, sampling_rate: int, settings: TimelineSettings, max_seconds: float, vad: Callable[[], Any]
 ) -> Iterator[dict]:
     """The chunks of one input to score, in order, for the pipeline and the ONNX runner: `{"audio", "start", "end",
-    "region_start", "release", "region_end", "is_last"}` (times in seconds; the region keys None under
-    segmentation="fixed"). An input without speech gets one chunk without audio spanning 0-0 s, so it still has a
-    result. `vad()` gives the `SileroVad` (loaded only for segmentation="vad")."""
+    "region_start", "release", "region_end", "kind", "is_last"}` (times in seconds; the region keys None but for
+    windows; `kind` one of `CHUNK_KINDS`). segmentation="fixed": the input's chunks of `chunk_length_s`.
+    segmentation="vad": the timeline's windows, then the speech spans (`utterance_spans`) that give the overall
+    scores; an input without speech is scored whole instead (chunks of the model's maximum, kind "whole"). `vad()`
+    gives the `SileroVad` (loaded only for segmentation="vad")."""
     if settings.segmentation == "fixed":
-        chunks = (
-            {"audio": clip, "start": start, "end": end, "region_start": None, "release": None, "region_end": None}
-            for (start, end), clip in audio_chunks(audio, sampling_rate, settings.chunk_length_s, max_seconds)
-        )
+        chunks = _whole_input(audio, sampling_rate, settings.chunk_length_s, max_seconds, "chunk")
     else:
-        chunks = (
-            {
-                "audio": window.audio,
-                "start": window.start / sampling_rate,
-                "end": window.end / sampling_rate,
-                "region_start": window.region_start / sampling_rate,
-                "release": window.release / sampling_rate,
-                "region_end": window.region_end / sampling_rate if window.region_end >= 0 else None,
-            }
-            for window in speech_windows(audio, sampling_rate, settings, vad())
-        )
+        chunks = _speech_chunks(audio, sampling_rate, settings, max_seconds, vad())
     previous = None  # one chunk of look-ahead tells the last one
     for chunk in chunks:
         if previous is not None:
             yield {**previous, "is_last": False}
         previous = chunk
-    if previous is None:
-        previous = {"audio": None, "start": 0.0, "end": 0.0, "region_start": None, "release": None, "region_end": None}
     yield {**previous, "is_last": True}
 
 
+def _chunk(audio: np.ndarray, start: float, end: float, kind: str, **region: float | None) -> dict:
+    chunk = {"audio": audio, "start": start, "end": end, "kind": kind}
+    return {**chunk, "region_start": None, "release": None, "region_end": None, **region}
+
+
+def _whole_input(audio: Any, sampling_rate: int, chunk_length_s: float, max_seconds: float, kind: str):
+    for (start, end), clip in audio_chunks(audio, sampling_rate, chunk_length_s, max_seconds):
+        yield _chunk(clip, start, end, kind)
+
+
+def _speech_chunks(
+    audio: Any, sampling_rate: int, settings: TimelineSettings, max_seconds: float, vad
+) -> Iterator[dict]:
+    regions: list[tuple[int, int]] = []
+    yield from _window_chunks(audio, sampling_rate, settings, vad, 1.0, regions)
+    if not regions:  # a quiet input is searched again, louder
+        gain = quiet_gain(max(float(np.abs(block).max()) for block in audio_blocks(audio, sampling_rate)))
+        if gain > 1:
+            yield from _window_chunks(audio, sampling_rate, settings, vad, gain, regions)
+    if not regions:
+        yield from _whole_input(audio, sampling_rate, max_seconds, max_seconds, "whole")
+        return
+    spans = utterance_spans(regions, int(max_seconds * sampling_rate), round(settings.span_gap_s * sampling_rate))
+    for (start, end), clip in zip(spans, audio_spans(audio, sampling_rate, spans)):
+        yield _chunk(clip, start / sampling_rate, end / sampling_rate, "span")
+
+
+def _window_chunks(
+    audio: Any, sampling_rate: int, settings: TimelineSettings, vad, gain: float, regions: list[tuple[int, int]]
+) -> Iterator[dict]:
+    """The timeline's windows as chunks (`speech_windows` with the VAD's `gain`), their regions added to `regions`."""
+    for window in speech_windows(audio, sampling_rate, settings, vad, gain):
+        if window.region_end >= 0:
+            regions.append((window.region_start, window.region_end))
+        yield _chunk(
+            window.audio,
+            window.start / sampling_rate,
+            window.end / sampling_rate,
+            "window",
+            region_start=window.region_start / sampling_rate,
+            release=window.release / sampling_rate,
+            region_end=window.region_end / sampling_rate if window.region_end >= 0 else None,
+        )
+
+
 def chunk_output(
-    chunk: dict, scores: np.ndarray | None, gender: np.ndarray | None = None, embedding: np.ndarray | None = None
+    chunk: dict, scores: np.ndarray, gender: np.ndarray | None = None, embedding: np.ndarray | None = None
 ) -> dict:
-    """What `timeline_result` takes of one scored chunk: its times and probabilities (`scores` None: no audio)."""
-    output = {key: chunk[key] for key in SPAN_KEYS}
-    if chunk["end"] > chunk["start"]:
-        output.update(scores=scores, gender=gender, embedding=embedding)
-    return output
+    """What `timeline_result` takes of one scored chunk: its times, kind and probabilities."""
+    return {**{key: chunk[key] for key in SPAN_KEYS}, "scores": scores, "gender": gender, "embedding": embedding}
 
 
 __all__ = [
+    "CHUNK_KINDS",
     "SEGMENTATIONS",
     "SPAN_KEYS",
     "STEP_SECONDS",
@@ -803,7 +888,10 @@ __all__ = [
     "chunk_output",
     "input_chunks",
     "segment_entry",
+    "speech_regions",
     "speech_windows",
     "timeline_result",
     "timeline_settings",
+    "trim_to_speech",
+    "utterance_spans",
 ]

@@ -46,6 +46,15 @@ def installed_vad_files() -> tuple[Path, Path | None]:
     return model, licence
 
 
+def vad_installed() -> bool:
+    """Whether the installed `silero-vad` wheel ships the speech detector (without importing it)."""
+    try:
+        installed_vad_files()
+    except ImportError:
+        return False
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
 def copy_vad_files(folder: str | Path) -> str | None:
     """Copy the installed Silero VAD model and its MIT licence into `folder` (an ONNX export, so its runner needs
     neither torch nor silero-vad); the model's file name, or None when silero-vad is not installed."""
@@ -134,4 +143,5 @@ __all__ = [
     "VadStream",
     "copy_vad_files",
     "installed_vad_files",
+    "vad_installed",
 ]

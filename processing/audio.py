@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import numpy as np
 import soundfile as sf
 
 from ..modeling.audio_gemo_clap import AudioDecodeError, read_audio
+from ..modeling.timeline_gemo_clap import trim_to_speech
+from ..modeling.vad_gemo_clap import SileroVad
 
 SAMPLING_RATE = 16000
 __all__ = ["SAMPLING_RATE", "AudioDecodeError", "decode_example_audio", "encode_wav", "load_audio"]
@@ -31,13 +34,22 @@ def encode_wav(array: np.ndarray, sampling_rate: int = SAMPLING_RATE) -> bytes:
     return buffer.getvalue()
 
 
-def decode_example_audio(value: dict, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
-    """Float32 mono signal of an ``audio`` column value ``{"bytes": ..., "path": ...}`` (bytes win over path)."""
+@functools.cache
+def speech_detector() -> SileroVad:
+    """The Silero VAD session that trims training clips (one per process)."""
+    return SileroVad()
+
+
+def decode_example_audio(value: dict, sampling_rate: int = SAMPLING_RATE, speech_only: bool = False) -> np.ndarray:
+    """Float32 mono signal of an ``audio`` column value ``{"bytes": ..., "path": ...}`` (bytes win over path); with
+    ``speech_only``, from its first speech to its last (`trim_to_speech`, as the pipeline's speech spans)."""
     if value.get("bytes") is not None:
-        return load_audio(value["bytes"], sampling_rate)
-    if value.get("path") is not None:
-        return load_audio(value["path"], sampling_rate)
-    raise AudioDecodeError("audio value without 'bytes' or 'path'", repr(sorted(value)))
+        array = load_audio(value["bytes"], sampling_rate)
+    elif value.get("path") is not None:
+        array = load_audio(value["path"], sampling_rate)
+    else:
+        raise AudioDecodeError("audio value without 'bytes' or 'path'", repr(sorted(value)))
+    return trim_to_speech(array, sampling_rate, speech_detector()) if speech_only else array
 
 
 def out_of_range(array: np.ndarray) -> int:

@@ -41,6 +41,7 @@ class GEmoClapCollator:
         emotion_names / gender_names: class names in label-index order (the dataset's `ClassLabel` names).
         prompt_template / gender_prompt_template: prompts with one `{}` for the label name.
         with_gender_prompts: also give the gender prompts (variants that train them, ML-GEmo-CLAP).
+        speech_only: decode each clip from its first speech to its last (`decode_example_audio`).
     """
 
     processor: GEmoClapProcessor
@@ -49,6 +50,7 @@ class GEmoClapCollator:
     prompt_template: str = "The emotion is {}."
     gender_prompt_template: str = "The speaker is {}."
     with_gender_prompts: bool = False
+    speech_only: bool = False
     emotion_prompts: LabelPrompts = field(init=False, repr=False)
     gender_prompts: LabelPrompts = field(init=False, repr=False)
 
@@ -69,7 +71,7 @@ class GEmoClapCollator:
                 "audio_lower_statistics": torch.stack([example["audio_lower_statistics"] for example in examples]),
             }
         else:
-            audio = [decode_example_audio(example["audio"]) for example in examples]
+            audio = [decode_example_audio(example["audio"], speech_only=self.speech_only) for example in examples]
             batch = dict(self.processor(audio=audio, sampling_rate=SAMPLING_RATE))
         batch["emotion_labels"] = torch.tensor([example["emotion"] for example in examples], dtype=torch.long)
         batch["input_ids"], batch["attention_mask"], batch["prompt_index"] = self.emotion_prompts.select(

@@ -1,5 +1,6 @@
 """Test helpers for `gemo-clap app`: serve an app on a free localhost port (in this process, on Gradio's server
-thread), and the speech the tests upload (a real EmoDB recording when ../shared has it, else a generated clip)."""
+thread), and the speech the tests upload (a real EmoDB recording when ../shared has it, else synthetic speech-like
+utterances that Silero VAD detects as speech)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from gemo_clap.processing.synthetic import speaker_profiles, synthesize_clip
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 EMODB = SHARED / "data" / "emodb" / "wav"
@@ -32,13 +34,24 @@ def serving(app) -> Iterator[str]:
         app.close()
 
 
-def speech_file(folder: Path, make_clip) -> Path:
-    """A speech recording: EmoDB's 03a01Fa.wav when ../shared has it, else a generated 3 s clip."""
+def speech_file(folder: Path) -> Path:
+    """A speech recording: EmoDB's 03a01Fa.wav when ../shared has it, else `synthetic_speech()` written to `folder`."""
     if EMODB.is_dir():
         return EMODB / EMODB_CLIPS[1]
     path = folder / "generated.wav"
-    sf.write(path, make_clip(3.0), 16000)
+    sf.write(path, synthetic_speech(), 16000, subtype="PCM_16")
     return path
+
+
+def synthetic_speech(rate: int = 16000) -> np.ndarray:
+    """Two speech-like utterances of the demo's synthetic corpus (a male angry, a female happy voice: voiced syllables
+    through vowel formants, which Silero VAD takes for speech) between silences, deterministic: about 6.5 s."""
+    voices = {profile.speaker: profile for profile in speaker_profiles(1)}
+    silence = np.zeros(int(0.4 * rate))
+    parts = [silence]
+    for seed, (speaker, emotion) in enumerate((("m1", "angry"), ("f1", "happy"))):
+        parts += [synthesize_clip(voices[speaker], emotion, np.random.default_rng(seed), rate), silence]
+    return np.concatenate(parts).astype(np.float32)
 
 
 def conversation(path: Path) -> Path:

@@ -59,8 +59,6 @@ def test_evaluate_reproduces_a_folds_test_results(cross_validation, tmp_path, ca
             str(dataset),
             "--fold",
             "2",
-            "--segmentation",
-            "fixed",
             "--output",
             str(metrics_file),
         ]
@@ -68,10 +66,11 @@ def test_evaluate_reproduces_a_folds_test_results(cross_validation, tmp_path, ca
     assert code == 0
     evaluated = json.loads(metrics_file.read_text())
     expected = json.loads((out / "sl" / "fold_2" / "test_results.json").read_text())
-    # clips no longer than the model's maximum, scored whole: the training loop's test scores
+    # evaluate's default path is the training loop's test scoring: one protocol, one number
     assert evaluated["confusion_matrix"] == expected["confusion_matrix"]
     assert evaluated["war"] == expected["war"] and evaluated["uar"] == expected["uar"]
-    assert evaluated["long_audio_policy"] == {"segmentation": "fixed", "no_speech_clips": 0}
+    assert evaluated["scoring_protocol"] == expected["scoring_protocol"]
+    assert expected["scoring_protocol"]["segmentation"] == "vad"
     assert f"WAR {100 * expected['war']:.1f}" in capsys.readouterr().out
 
 
@@ -100,10 +99,10 @@ def test_evaluate_scores_a_long_clip_as_predict_does(cross_validation, tmp_path,
         metrics = evaluate_model(str(model), str(tmp_path / "dataset"), segmentation=segmentation)
         predicted = ["angry", "happy", "sad", "neutral"][metrics["confusion_matrix"][0].index(1)]
         assert predicted == fixed["scores"][0]["label"]
-        assert metrics["long_audio_policy"]["segmentation"] == segmentation
+        assert metrics["scoring_protocol"]["segmentation"] == segmentation
     # the generated clip is not speech to the VAD: predict says so, evaluate scores it whole and counts it
     assert not predict_file(classifier, str(path), 8, segmentation="vad")[0]["speech"]
-    assert metrics["long_audio_policy"]["no_speech_clips"] == 1
+    assert metrics["scoring_protocol"]["no_speech_clips"] == 1
 
 
 def test_evaluate_and_cross_validate_name_bad_input(cross_validation, tmp_path, capsys):
@@ -126,3 +125,14 @@ def test_finished_folds_keep_their_model_and_results_not_their_checkpoints(cross
             folder = out / variant / f"fold_{fold}"
             assert (folder / "model" / "model.safetensors").is_file() and (folder / "test_results.json").is_file()
             assert not (folder / "checkpoints").exists()
+
+
+def test_discard_models_keeps_only_the_results(tiny_encoders, tmp_path):
+    dataset = build_tiny_dataset(tmp_path)
+    overrides = tiny_overrides(tiny_encoders("wavlm"), dataset, tmp_path / "out", freeze="audio", num_epochs=1)
+    assert main(["cross-validate", "--discard-models", *overrides]) == 0
+    for fold in (1, 2):
+        folder = tmp_path / "out" / "sl" / f"fold_{fold}"
+        assert (folder / "test_results.json").is_file() and (folder / "history.jsonl").is_file()
+        assert not (folder / "model").exists() and not (folder / "checkpoints").exists()
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["variants"]["sl"]["folds"]

@@ -106,11 +106,15 @@ def test_training_the_top_layer_never_runs_the_frozen_one(tiny_encoders, dataset
     monkeypatch.setattr(loop, "build_model_and_processor", counting_build)
     changes = dict(freeze="layers", freeze_layers=FROZEN, audio_layer_pooling="weighted_sum", num_epochs=2)
     config = TrainingConfig.load(None, tiny_overrides(tiny_encoders("whisper"), dataset_dir, tmp_path, **changes))
+    test_scores = loop._test_scores
+    monkeypatch.setattr(
+        loop, "_test_scores", lambda run: calls.update(training=calls["frozen layer"]) or test_scores(run)
+    )
     train(config)
-    # the cache ran the frozen layer once per clip in batches of eval_batch_size (8): 12 training, 4 validation and 16
-    # test clips -> 4 batches; no epoch and no evaluation ran it again
-    assert calls["frozen layer"] == 4
-    files = list((tmp_path / "audio_cache").glob(f"audio-*-layer{FROZEN}.safetensors"))
+    # the cache ran the frozen layer once per clip in batches of eval_batch_size (8): 12 training and 4 validation
+    # clips -> 2 batches; no epoch and no validation ran it again (the test fold is scored through the pipeline)
+    assert calls["training"] == 2
+    files = list((tmp_path / "audio_cache").glob(f"audio-*-layer{FROZEN}-speech.safetensors"))
     assert len(files) == 1
     saved = GEmoClapModel.from_pretrained(tmp_path / "model")
     initial, _ = original(*tiny_encoders("whisper"), audio_layer_pooling="weighted_sum")

@@ -47,7 +47,7 @@ def test_chunk_bounds_numbers():
 
 def test_a_ten_minute_array_is_chunked_to_the_models_maximum(whisper_pipe, make_clip):
     ten_minutes = np.tile(make_clip(10.0, seed=3), 60)
-    result = whisper_pipe(ten_minutes, return_timestamps=True)
+    result = whisper_pipe(ten_minutes, segmentation="fixed", return_timestamps=True)
     spans = [chunk["timestamp"] for chunk in result["chunks"]]
     assert spans[0][0] == 0 and spans[-1][1] == pytest.approx(600.0)
     assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
@@ -99,7 +99,7 @@ def test_gender_comes_from_the_same_audio_pass(ml_pipe, long_clip):
         lambda module, args, kwargs: calls.append(1), with_kwargs=True
     )
     try:
-        result = ml_pipe(long_clip[: 22 * RATE], return_gender=True, return_timestamps=True, batch_size=4)
+        result = ml_pipe(long_clip[: 22 * RATE], segmentation="fixed", return_gender=True, return_timestamps=True, batch_size=4)
     finally:
         hook.remove()
     assert len(result["chunks"]) == 6  # 22 s in chunks of 4 s (the model's maximum); the 2 s tail stays
@@ -154,7 +154,7 @@ def test_a_processor_built_beside_the_model_does_not_limit_the_pipeline(tiny_enc
         feature_extractor=processor.feature_extractor,
     )
     with torch.no_grad():
-        result = pipe(np.tile(make_clip(10.0), 60), return_timestamps=True)
+        result = pipe(np.tile(make_clip(10.0), 60), segmentation="fixed", return_timestamps=True)
     # the model's own limit (14 s) cuts the 600 s into contiguous chunks, and the scores are their weighted mean
     bounds = [chunk["timestamp"] for chunk in result["chunks"]]
     assert bounds[0][0] == 0.0 and bounds[-1][1] == pytest.approx(600.0)

@@ -54,7 +54,7 @@ def test_long_file_timeline_gender_and_bad_files(tiny_checkpoint, make_clip, tmp
 
 
 def test_exit_code_is_nonzero_only_when_every_file_fails(tiny_checkpoint, tmp_path, capsys):
-    assert main(["predict", "--model", str(tiny_checkpoint("wavlm")), str(tmp_path / "a.wav")]) == 1
+    assert main(["predict", "--model", str(tiny_checkpoint("wavlm")), str(tmp_path / "a.wav")]) == 2
     (tmp_path / "b.wav").write_text("")
     assert main(["predict", "--model", str(tiny_checkpoint("wavlm")), "--labels", "a,a", str(tmp_path)]) == 2
     assert "duplicates" in capsys.readouterr().err

@@ -30,7 +30,8 @@ def numpy_statistics(model: GEmoClapModel, processor: GEmoClapProcessor, split) 
     rows = []
     with torch.no_grad():
         for example in split:
-            inputs = processor(audio=decode_example_audio(example["audio"]), sampling_rate=SAMPLING_RATE)
+            audio = decode_example_audio(example["audio"], speech_only=True)  # as training pools it
+            inputs = processor(audio=audio, sampling_rate=SAMPLING_RATE)
             states, _ = model.audio_tower.hidden_states(
                 model.audio_model, inputs["input_features"], inputs["audio_attention_mask"], 14, all_layers=True
             )
@@ -63,7 +64,7 @@ def test_standardisation_is_the_training_splits_moments_and_travels_with_the_che
 
     # the pooling divides by them: the pooled vector of a training clip is its standardised statistics
     example = splits.train[0]
-    inputs = processor(audio=decode_example_audio(example["audio"]), sampling_rate=SAMPLING_RATE)
+    inputs = processor(audio=decode_example_audio(example["audio"], speech_only=True), sampling_rate=SAMPLING_RATE)
     with torch.no_grad():
         pooled = model.get_audio_pooled_output(**inputs)[0].double().numpy()
     expected = ((statistics[0] - mean) / np.maximum(std, 1e-4)).reshape(-1)

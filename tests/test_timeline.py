@@ -19,6 +19,7 @@ from gemo_clap.modeling.timeline_gemo_clap import (
     WindowPlanner,
     timeline_result,
     timeline_settings,
+    utterance_spans,
 )
 from timeline_helpers import FRAME, RATE, EnergyVad, silence, tone
 
@@ -122,6 +123,12 @@ def test_every_region_ends_with_a_window_when_windows_meet_frames():
         )
 
 
+def span_output(start: float, end: float, scores: list[float], kind: str = "span") -> dict:
+    """A scored speech span (or whole-input chunk) as `chunk_output` gives it."""
+    region = {"region_start": None, "release": None, "region_end": None}
+    return {"start": start, "end": end, **region, "kind": kind, "scores": np.array(scores), "gender": None}
+
+
 def stream_windows(signal: np.ndarray, blocks: list[int], settings: TimelineSettings):
     stream, windows, position, largest = TimelineStream(settings, RATE, EnergyVad().stream()), [], 0, 0
     for size in blocks:
@@ -161,9 +168,11 @@ def test_streaming_in_any_blocks_gives_the_offline_windows_and_segments():
                     "region_start": window.region_start / RATE,
                     "release": window.release / RATE,
                     "region_end": window.region_end / RATE if window.region_end >= 0 else None,
+                    "kind": "window",
                     "scores": scores[(window.start, window.end)],
                 }
             )
+        outputs.append(span_output(0.642, 4.894, [0.2, 0.3, 0.5]))
         result = timeline_result(outputs, ["a", "b", "c"], None, settings, RATE, return_segments=True)
         if blocks[0] == 4000:
             reference = result
@@ -210,7 +219,6 @@ def test_overlap_average_and_merge_hand_computed(release):
     first, second = merger.finished
     assert first.smoothed[0] / first.duration == pytest.approx((4 + 2 * 0.65) / 6)
     assert second.smoothed[1] / second.duration == pytest.approx((2 * 0.85 + 2) / 4)
-    assert merger.total / merger.speech == pytest.approx([(4 + 1.3 + 0.3) / 10, (0.7 + 1.7 + 2) / 10])
 
 
 def test_smoothing_moves_a_boundary_hand_computed():
@@ -220,7 +228,6 @@ def test_smoothing_moves_a_boundary_hand_computed():
     assert [(s.start, s.end, s.label) for s in merger.finished] == [(0, 50, 0), (50, 100, 1)]
     smoothed0 = [1, 1, 1, (1 + 1 + 0.65) / 3, (1 + 0.65 + 0.65) / 3]
     assert merger.finished[0].smoothed[0] / 50 == pytest.approx(np.mean(smoothed0))
-    assert merger.total / merger.speech == pytest.approx([0.56, 0.44])  # overall scores: raw, not smoothed
 
 
 def test_result_in_seconds_and_no_speech():
@@ -232,19 +239,40 @@ def test_result_in_seconds_and_no_speech():
             "release": 0.0,
             "scores": np.array(v),
             "region_end": None,
+            "kind": "window",
         }
         for (s, e), v in WINDOWS
     ]
     outputs[-1]["region_end"] = 100 / RATE
     settings = TimelineSettings(smoothing_s=0.0)
+    # the overall scores: the spans' duration-weighted mean (2 s and 1 s), not the windows'
+    spans = [span_output(0.0, 2.0, [0.9, 0.1]), span_output(3.0, 4.0, [0.0, 1.0])]
     # steps of 20 ms: the four windows of 40 samples all fall in the first step of the region
-    result = timeline_result(outputs, ["calm", "angry"], None, settings, RATE, return_segments=True)
+    result = timeline_result(outputs + spans, ["calm", "angry"], None, settings, RATE, return_segments=True)
     assert set(result) == {"scores", "segments", "speech"} and result["speech"] is True
     assert [(s["start"], s["end"], s["label"]) for s in result["segments"]] == [(0.0, 100 / RATE, "calm")]
-    placeholder = {"start": 0.0, "end": 0.0, "region_start": None, "release": None, "region_end": None}
-    empty = timeline_result([placeholder], ["calm", "angry"], ["f", "m"], settings, RATE, return_segments=True)
-    assert empty == {"scores": [], "gender": [], "segments": [], "speech": False}
-    assert timeline_result([placeholder], ["calm", "angry"], None, settings, RATE) == []
+    assert [(entry["label"], entry["score"]) for entry in result["scores"]] == [
+        ("calm", pytest.approx(0.6)),
+        ("angry", pytest.approx(0.4)),
+    ]
+    # no speech: the whole input scored, no segments
+    whole = [span_output(0.0, 5.0, [0.3, 0.7], kind="whole") | {"gender": np.array([0.8, 0.2])}]
+    empty = timeline_result(whole, ["calm", "angry"], ["f", "m"], settings, RATE, return_segments=True)
+    assert empty["segments"] == [] and empty["speech"] is False
+    assert [entry["label"] for entry in empty["scores"]] == ["angry", "calm"] and empty["gender"][0]["label"] == "f"
+    assert [entry["label"] for entry in timeline_result(whole, ["calm", "angry"], None, settings, RATE)] == [
+        "angry",
+        "calm",
+    ]
+
+
+def test_utterance_spans_join_close_regions_up_to_the_maximum():
+    # gaps of 5 and 30 samples; at most 10 samples apart joined, up to 100 samples per span
+    assert utterance_spans([(0, 40), (45, 60), (90, 120)], 100, 10) == [(0, 60), (90, 120)]
+    assert utterance_spans([(0, 40), (45, 60), (65, 130)], 100, 10) == [(0, 60), (65, 130)]  # 130 > 100: not joined
+    # a region longer than the maximum: chunk_bounds' rule (the 30-sample tail joins, 130 > 100: two halves)
+    assert utterance_spans([(10, 240)], 100, 10) == [(10, 110), (110, 175), (175, 240)]
+    assert utterance_spans([], 100, 10) == []
 
 
 # ------------------------------------------------------------------------------------------ options
@@ -267,16 +295,18 @@ def test_result_in_seconds_and_no_speech():
 )
 def test_bad_options_name_the_option(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        timeline_settings(14.0, RATE, **{"return_segments": True, **kwargs})
+        timeline_settings(14.0, RATE, **kwargs)
 
 
 def test_default_segmentation_and_window():
-    assert timeline_settings(14.0, RATE).segmentation == "fixed"  # plain classification: today's chunks
-    settings = timeline_settings(14.0, RATE, return_segments=True)
+    settings = timeline_settings(14.0, RATE)  # every entry point's protocol: speech found by the VAD
     assert settings.segmentation == "vad" and settings == TimelineSettings()
-    assert timeline_settings(1.0, RATE, return_segments=True).window_s == 1.0  # a model taking 1 s at most
+    assert timeline_settings(14.0, RATE, chunk_length_s=5.0).segmentation == "fixed"  # chunks asked for
+    assert timeline_settings(14.0, RATE, vad_available=False).segmentation == "fixed"  # no silero-vad installed
+    assert timeline_settings(14.0, 8000).segmentation == "fixed"  # Silero takes 16 kHz
+    assert timeline_settings(1.0, RATE).window_s == 1.0  # a model taking 1 s at most
     with pytest.raises(ValueError, match="needs a model at 16000 Hz"):
-        timeline_settings(14.0, 8000, return_segments=True)
+        timeline_settings(14.0, 8000, segmentation="vad")
 
 
 # ------------------------------------------------------------------------------------------ EDER and boundary F1

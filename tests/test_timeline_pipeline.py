@@ -19,6 +19,7 @@ from timeline_helpers import EnergyVad, silence, tone
 
 from gemo_clap.cli import main
 from gemo_clap.loading import load_classifier
+from gemo_clap.predict import NO_SPEECH_NOTE
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 EMODB = SHARED / "data" / "emodb" / "wav"
@@ -106,8 +107,10 @@ def test_silence_and_noise_are_no_speech(ml_checkpoint):
     noise = (0.05 * np.random.default_rng(0).standard_normal(5 * RATE)).astype(np.float32)
     for signal in (silence(4.0), noise):
         result = classifier(signal, return_segments=True, return_gender=True, return_timestamps=True)
-        assert result == {"scores": [], "gender": [], "chunks": [], "segments": [], "speech": False}
-        assert classifier(signal, segmentation="vad") == []
+        assert (result["segments"], result["chunks"], result["speech"]) == ([], [], False)
+        whole = classifier(signal, segmentation="fixed", return_gender=True)  # no speech: the input scored whole
+        assert (result["scores"], result["gender"]) == (whole["scores"], whole["gender"])
+        assert [span["timestamp"] for span in result["spans"]] == [(0.0, signal.size / RATE)]
 
 
 @needs_emodb
@@ -168,19 +171,27 @@ def test_timeline_schema_speech_only_and_short_speech(pipe):
     assert padded["segments"] == result["segments"] and padded["scores"] == result["scores"]
 
 
-def test_overall_scores_are_weighted_by_speech_duration(pipe):
-    """Regions shorter than the window: one window each, so the overall scores are the windows' scores weighted by
-    their regions' durations."""
+def test_overall_scores_are_the_speech_spans_scored_whole(pipe):
+    """The overall scores: each speech span scored whole (regions joined across pauses up to `span_gap_s`), their
+    duration-weighted mean; the windows only give the timeline."""
     signal = np.concatenate([silence(0.5), tone(2.5, 200), silence(1.0), tone(0.6, 300), silence(1.0), tone(4.0, 500)])
-    result = pipe(signal, return_segments=True, return_timestamps=True, window_s=6.0, smoothing_s=0.0)
-    assert len(result["chunks"]) == 3
-    labels = [e["label"] for e in result["scores"]]
-    per_window = np.array(
-        [[{e["label"]: e["score"] for e in c["scores"]}[label] for label in labels] for c in result["chunks"]]
-    )
-    durations = [c["timestamp"][1] - c["timestamp"][0] for c in result["chunks"]]
-    expected = np.average(per_window, axis=0, weights=durations)
-    assert [e["score"] for e in result["scores"]] == pytest.approx(expected.tolist(), abs=1e-6)
+    for gap in (0.0, 2.0):  # three spans, or the first two regions joined (the third would exceed the 6 s maximum)
+        result = pipe(signal, return_segments=True, return_timestamps=True, window_s=6.0, span_gap_s=gap)
+        spans = result["spans"]
+        regions = [(c["timestamp"][0], c["timestamp"][1]) for c in result["chunks"]]  # a window per region
+        assert len(regions) == 3
+        joined = regions if gap == 0 else [(regions[0][0], regions[1][1]), regions[2]]
+        assert [s["timestamp"] for s in spans] == joined
+        labels = [e["label"] for e in result["scores"]]
+        per_span = np.array([[{e["label"]: e["score"] for e in s["scores"]}[label] for label in labels] for s in spans])
+        durations = [s["timestamp"][1] - s["timestamp"][0] for s in spans]
+        expected = np.average(per_span, axis=0, weights=durations)
+        assert [e["score"] for e in result["scores"]] == pytest.approx(expected.tolist(), abs=1e-6)
+        start, end = spans[0]["timestamp"]
+        alone = pipe(signal[round(start * RATE) : round(end * RATE)], segmentation="fixed")
+        assert {e["label"]: e["score"] for e in alone} == pytest.approx(
+            {e["label"]: e["score"] for e in spans[0]["scores"]}, abs=1e-5
+        )
 
 
 def test_segments_equal_the_windows_scores_smoothed_and_merged(pipe):
@@ -192,7 +203,9 @@ def test_segments_equal_the_windows_scores_smoothed_and_merged(pipe):
     assert result["segments"][0]["start"] == first["timestamp"][0]
     assert result["segments"][0]["label"] == first["scores"][0]["label"]
     assert result["segments"][0]["score"] == pytest.approx(first["scores"][0]["score"], abs=1e-6)
-    alone = pipe(signal[round(first["timestamp"][0] * RATE) : round(first["timestamp"][1] * RATE)])
+    alone = pipe(
+        signal[round(first["timestamp"][0] * RATE) : round(first["timestamp"][1] * RATE)], segmentation="fixed"
+    )
     assert {e["label"]: e["score"] for e in alone} == pytest.approx(
         {e["label"]: e["score"] for e in first["scores"]}, abs=1e-5
     )
@@ -265,8 +278,8 @@ def test_a_missing_speech_detector_names_the_extra(ml_checkpoint, monkeypatch, t
     )
     classifier = load_classifier(str(ml_checkpoint), False)
     with pytest.raises(ImportError, match=r"pip install 'gemo-clap\[timeline\]'"):
-        classifier(conversation(), return_segments=True)
-    assert len(classifier(conversation())) == 4  # plain classification needs no speech detector
+        classifier(conversation(), segmentation="vad")
+    assert len(classifier(conversation())) == 4  # by default the whole input is scored, with a warning
     wav = tmp_path / "a.wav"
     sf.write(wav, conversation(), RATE)
     assert main(["predict", "--model", str(ml_checkpoint), str(wav)]) == 2
@@ -325,12 +338,8 @@ def test_predict_folder_output_dir_resume_and_unreadable_files(ml_checkpoint, en
     check_timeline(result, ["angry", "happy", "sad", "neutral"], result["duration"])
     assert result["speech_seconds"] == pytest.approx(sum(s["end"] - s["start"] for s in result["segments"]), abs=1e-3)
     silent = json.loads((out / "silent.wav.json").read_text())
-    assert (silent["speech"], silent["segments"], silent["scores"], silent["note"]) == (
-        False,
-        [],
-        [],
-        "no speech detected",
-    )
+    assert (silent["speech"], silent["segments"], silent["note"]) == (False, [], NO_SPEECH_NOTE)
+    assert len(silent["scores"]) == 4  # the whole file scored, as evaluate scores a clip without speech
     with np.load(out / "monday" / "a.wav.embeddings.npz") as arrays:
         assert arrays["segment_embeddings"].shape[0] == len(result["segments"]) == arrays["segment_spans"].shape[0]
         assert arrays["file_embedding"].shape == (arrays["segment_embeddings"].shape[1],)

@@ -13,21 +13,20 @@ from pathlib import Path
 
 import gemo_clap.train.loop as loop
 import pytest
-from gemo_clap.atomic import leftovers
 import torch
-from accelerate import Accelerator
 from datasets import load_from_disk
 from gemo_clap.modeling import GEmoClapModel, GEmoClapProcessor
 from gemo_clap.processing.audio import SAMPLING_RATE, decode_example_audio
 from gemo_clap.processing.builder import build_corpus, save_dataset
-from gemo_clap.processing.collator import GEmoClapCollator, example_key
+from gemo_clap.processing.collator import example_key
 from gemo_clap.processing.synthetic import generate_corpus
 from gemo_clap.train.config import MODEL_SETTINGS, TrainingConfig
 from gemo_clap.train.data import fold_splits, load_built_dataset
-from gemo_clap.train.evaluation.zero_shot import score, zero_shot_predictions
+from gemo_clap.train.evaluation.cli_evaluate import evaluate_model
 from safetensors.torch import load_file
-from torch.utils.data import DataLoader
 from transformers import AutoModel, AutoProcessor, AutoTokenizer
+
+from gemo_clap.atomic import leftovers
 
 CHECKPOINT_FILES = {
     "model.safetensors",
@@ -148,15 +147,9 @@ def test_test_results_are_reproduced_by_the_reloaded_model(sl_run, dataset_dir):
     assert results["war"] == pytest.approx(matrix.diag().sum().item() / 16)
     assert set(results["per_gender"]) == {"female", "male"}
 
-    model_dir = Path(config.output_dir) / "model"
-    model, processor = GEmoClapModel.from_pretrained(model_dir), GEmoClapProcessor.from_pretrained(model_dir)
-    test = fold_splits(load_built_dataset(dataset_dir), 1, config.validation_fraction, config.seed).test
-    collator = GEmoClapCollator(processor, EMOTIONS, ["female", "male"])
-    loader = DataLoader(test, batch_size=5, collate_fn=collator)
-    outputs = zero_shot_predictions(
-        model, processor, loader, Accelerator(cpu=True), EMOTIONS, model.config.prompt_template
-    )
-    assert {"fold": 1, **score(outputs, EMOTIONS, ["female", "male"])} == results
+    # the saved model, reloaded and scored by `gemo-clap evaluate` (the protocol `predict` uses), gives them back
+    evaluated = evaluate_model(str(Path(config.output_dir) / "model"), str(dataset_dir), fold=1)
+    assert {"fold": 1, **{key: value for key, value in evaluated.items() if key != "folds"}} == results
 
 
 def test_only_the_last_checkpoints_are_kept_and_nothing_partial_is_left(sl_run):
@@ -234,11 +227,13 @@ def test_frozen_audio_tower_cache_is_exact_and_only_the_rest_trains(tiny_encoder
     seen = [example_key(example) for split in (splits.train, splits.validation) for example in split]
     assert set(seen) <= set(cached)  # every training and validation clip
 
-    fresh = GEmoClapModel.from_pretrained(tmp_path / "model").eval()  # the same frozen tower, one clip at a time
+    # the same frozen tower, one clip at a time, each clip from its first speech to its last (speech_trim)
+    fresh = GEmoClapModel.from_pretrained(tmp_path / "model").eval()
     processor = GEmoClapProcessor.from_pretrained(tmp_path / "model")
     with torch.no_grad():
         for example in splits.train.select(range(0, len(splits.train), 3)):
-            inputs = processor(audio=decode_example_audio(example["audio"]), sampling_rate=SAMPLING_RATE)
+            audio = decode_example_audio(example["audio"], speech_only=True)
+            inputs = processor(audio=audio, sampling_rate=SAMPLING_RATE)
             pooled = fresh.get_audio_pooled_output(
                 input_features=inputs["input_features"], audio_attention_mask=inputs["audio_attention_mask"]
             )

@@ -101,11 +101,20 @@ def test_distinct_prompts_on_a_real_emodb_batch_with_real_towers(variant, tmp_pa
 
 
 class Counter:
-    """Counts audio decodes and audio-tower forward passes, and when training steps ran."""
+    """Counts audio decodes and audio-tower forward passes, and when training steps ran; `training` is the counts
+    before the test fold is scored (through the pipeline, as `predict` scores a file)."""
 
     def __init__(self, patch: pytest.MonkeyPatch):
         self.decoded = self.tower_calls = self.steps = 0
         self.before_first_step: tuple[int, int] | None = None
+        self.training: tuple[int, int] | None = None
+        test_scores = loop._test_scores
+
+        def counted_test_scores(run):
+            self.training = (self.decoded, self.tower_calls)
+            return test_scores(run)
+
+        patch.setattr(loop, "_test_scores", counted_test_scores)
         for module in (collator_module, audio_cache_module):
             original = module.decode_example_audio
             patch.setattr(module, "decode_example_audio", self._counting(original))
@@ -144,9 +153,8 @@ def test_cache_served_epochs_decode_no_audio_and_skip_the_tower(tiny_encoders, d
         loop.train(
             TrainingConfig.load(None, tiny_overrides(tiny_encoders("wavlm"), dataset_dir, tmp_path / "a", **changes))
         )
-    # one pass over the 32 clips (12 train, 4 validation, 16 test) in batches of 8, before the first step
-    assert counter.before_first_step == (32, 4)
-    assert (counter.decoded, counter.tower_calls) == (32, 4) and counter.steps == 3 * 3
+    # one pass over the 16 clips (12 train, 4 validation) in batches of 8, before the first step
+    assert counter.before_first_step == counter.training == (16, 2) and counter.steps == 3 * 3
     assert len(list(cache_dir.glob("audio-*.safetensors"))) == 1
 
     with pytest.MonkeyPatch.context() as patch:  # another run on the same tower: the persisted cache serves all
@@ -155,7 +163,7 @@ def test_cache_served_epochs_decode_no_audio_and_skip_the_tower(tiny_encoders, d
             None, tiny_overrides(tiny_encoders("wavlm"), dataset_dir, tmp_path / "b", variant="ml", **changes)
         )
         loop.train(config)
-    assert (counter.decoded, counter.tower_calls) == (0, 0) and counter.steps == 9
+    assert counter.training == (0, 0) and counter.steps == 9
 
 
 def test_without_the_cache_the_frozen_tower_runs_every_batch(tiny_encoders, dataset_dir, tmp_path):
@@ -163,8 +171,8 @@ def test_without_the_cache_the_frozen_tower_runs_every_batch(tiny_encoders, data
     with pytest.MonkeyPatch.context() as patch:
         counter = Counter(patch)
         loop.train(TrainingConfig.load(None, tiny_overrides(tiny_encoders("wavlm"), dataset_dir, tmp_path, **changes)))
-    # every epoch: 12 training clips (3 batches) + 4 validation clips (1 batch); then the 16 test clips (2 batches)
-    assert counter.decoded == 2 * (12 + 4) + 16 and counter.tower_calls == 2 * (3 + 1) + 2
+    # every epoch: 12 training clips (3 batches) + 4 validation clips (1 batch)
+    assert counter.training == (2 * (12 + 4), 2 * (3 + 1))
     assert not (tmp_path / "audio_cache").exists()
 
 

@@ -50,8 +50,8 @@ def module_fingerprint(module: nn.Module) -> str:
 
 class AudioFeatureCache:
     """A frozen tower's outputs by utterance key, for one tower fingerprint: per-layer statistics (`layers`: "last"
-    or "all") or, with `layer_input=k`, hidden state k and the statistics below it; persisted in `directory` when one
-    is given."""
+    or "all") or, with `layer_input=k`, hidden state k and the statistics below it, of each clip whole or (with
+    `speech_only`) from its first speech to its last; persisted in `directory` when one is given."""
 
     def __init__(
         self,
@@ -59,9 +59,11 @@ class AudioFeatureCache:
         directory: str | Path | None = None,
         layers: str = "last",
         layer_input: int | None = None,
+        speech_only: bool = False,
     ):
         self.fingerprint, self.layers, self.layer_input = module_fingerprint(tower), layers, layer_input
-        kind = layers if layer_input is None else f"layer{layer_input}"
+        self.speech_only = speech_only
+        kind = (layers if layer_input is None else f"layer{layer_input}") + ("-speech" if speech_only else "")
         self.path = Path(directory) / f"audio-{self.fingerprint}-{kind}.safetensors" if directory else None
         self.entries: dict[str, torch.Tensor] = {}  # in memory: what `fill` computed, or the whole statistics file
         self.stored: set[str] = set()  # keys held in the file (a layer-input file is read through a memory map)
@@ -122,7 +124,10 @@ class AudioFeatureCache:
             batches = [mine[start : start + batch_size] for start in range(0, len(mine), batch_size)]
             bar = tqdm(batches, desc="caching the frozen audio tower", disable=not accelerator.is_local_main_process)
             for batch in bar:
-                audio = [decode_example_audio(todo[key][0][todo[key][1]]["audio"]) for key in batch]
+                audio = [
+                    decode_example_audio(todo[key][0][todo[key][1]]["audio"], speech_only=self.speech_only)
+                    for key in batch
+                ]
                 inputs = processor(audio=audio, sampling_rate=SAMPLING_RATE).to(model.device)
                 for key, tensors in zip(batch, self._compute(model, inputs)):
                     computed += [

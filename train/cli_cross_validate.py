@@ -39,6 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep a finished fold's checkpoints (by default removed: its model folder and results stay)",
     )
     parser.add_argument(
+        "--discard-models",
+        action="store_true",
+        help="remove a finished fold's model folder too (each holds both towers: 120-175 MB for the CPU configs); its "
+        "results, history and config stay",
+    )
+    parser.add_argument(
         "--probe",
         action="store_true",
         help="also report the linear probes of the frozen pretrained audio tower on the same folds: logistic "
@@ -58,6 +64,7 @@ def _owned(root: Path) -> list[Path]:
 def protocol_lines(config: TrainingConfig, dataset, folds: list[int], seeds: list[int]) -> list[str]:
     """How the numbers were obtained: corpus and folds, validation, seeds, and where the settings came from."""
     from ..processing.corpora import corpus_spec
+    from .evaluation.zero_shot import scoring_sentence
 
     spec = corpus_spec(dataset.info.dataset_name) or corpus_spec("manifest")
     if config.validation_split == "speakers":
@@ -70,12 +77,14 @@ def protocol_lines(config: TrainingConfig, dataset, folds: list[int], seeds: lis
     else:
         validation = "no validation split: the last epoch is scored"
     validation += "; the test fold is used only to score that epoch"
+    trained_on = "each clip from its first speech to its last (speech_trim)" if config.speech_trim else "whole clips"
     return [
         f"corpus: {spec.title if spec.name != 'manifest' else dataset.info.dataset_name or 'custom'}, "
         f"{len(dataset)} utterances; {spec.protocol_text(len(folds), len(dataset.features['emotion'].names))}, "
         f"test folds {folds}",
         f"validation: {validation}",
         f"seeds: {seeds}",
+        f"scoring: {scoring_sentence()}; trained on {trained_on}",
         "settings: fixed by the config before any test fold was scored (audio encoder "
         f"{config.audio_encoder}, text encoder {config.text_encoder}, learning rate {config.learning_rate:g}, "
         f"{config.num_epochs} epochs, batch {config.batch_size}, model settings {config.model})",
@@ -91,9 +100,11 @@ def cross_validate(
     overwrite: bool = False,
     keep_checkpoints: bool = False,
     probes: Sequence[str] = (),
+    discard_models: bool = False,
 ) -> dict[str, Path]:
     """Train/test each (variant, seed, fold); returns the written report files. A finished fold's checkpoints are
-    removed unless `keep_checkpoints` (a 5-fold x 3-variant run would keep gigabytes of optimiser states). `probes`
+    removed unless `keep_checkpoints` (a 5-fold x 3-variant run would keep gigabytes of optimiser states), and its
+    model folder with `discard_models`. `probes`
     ("all", "last") adds the linear probes of the frozen pretrained audio tower on the same folds."""
     from ..atomic import discard, remove
     from ..modeling import VARIANTS
@@ -147,6 +158,8 @@ def cross_validate(
                     metrics = train(run, resume=resume).test_metrics
                     if not keep_checkpoints:
                         remove(folder / "checkpoints")
+                    if discard_models:
+                        remove(folder / "model")
                 results.setdefault(variant, []).append({"seed": seed, **metrics} if len(seeds) > 1 else metrics)
     protocol = protocol_lines(config, dataset, folds, seeds)
     if probes:
@@ -175,6 +188,7 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         keep_checkpoints=args.keep_checkpoints,
         probes=probes,
+        discard_models=args.discard_models,
     )
     print(Path(paths["results_md"]).read_text())
     print(f"results written to {Path(paths['results_json']).parent}")

@@ -72,6 +72,9 @@ class TrainingConfig:
     text_attn_implementation: str = ""  # e.g. "eager" (faster on a CPU with attention dropout); "": the tower's own
     gather_global_batch: bool = True  # with several processes, the contrastive matrix spans the global batch
     group_by_length: bool = False  # batches of similar length when the audio tower runs (not cache-served)
+    # each utterance from its first speech to its last (Silero VAD, the pipeline's defaults): what the default
+    # scoring protocol scores (speech spans), so clips arriving with silence around them score as training saw them
+    speech_trim: bool = True
     # augmentation that stays cache-served (train/augmentation.py): same-label mixup of cached statistics
     # (freeze=audio), time masking of a cached hidden state (freeze=layers)
     mixup_alpha: float = 0.0
@@ -94,7 +97,8 @@ class TrainingConfig:
     checkpoint_every_steps: int = 0  # also checkpoint every N optimiser steps (0: only at epoch ends)
     checkpoint_every_epochs: int = 1  # checkpoint (and write the best model) every N epochs and after the last
     keep_checkpoints: int = 2
-    report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
+    # metric trackers (accelerate's names, e.g. tensorboard: <output_dir>/gemo-clap/); none by default, opt in
+    report_to: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -215,7 +219,7 @@ class TrainingConfig:
         return dataclasses.asdict(self)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2))
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
     def provenance(self, corpus: str) -> dict[str, Any]:
         """What a saved model records of its training (`<model>/training_config.json`, published with it): the

@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import signal
+import stat
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,13 +36,14 @@ from transformers import get_linear_schedule_with_warmup
 from transformers.utils import logging as hf_logging
 
 from ..atomic import atomic_path, check_folder_path, discard, remove, replace_with, staging_path
+from ..loading import classifier_of
 from ..modeling import VARIANTS, GEmoClapModel, GEmoClapProcessor
 from ..processing.collator import GEmoClapCollator
 from .audio_cache import AudioFeatureCache
 from .augmentation import mask_frames, mix_statistics
 from .config import TRAINING_CONFIG_NAME, TrainingConfig
 from .data import FoldSplits, LengthGroupedSampler, fold_splits, load_built_dataset
-from .evaluation.zero_shot import score, zero_shot_predictions
+from .evaluation.zero_shot import pipeline_predictions, score, zero_shot_predictions
 from .lora import add_lora, merge_lora, mergeable
 from .standardisation import fit_audio_standardisation
 from .towers import build_model_and_processor
@@ -187,10 +189,10 @@ def _data_loaders(
     accelerator: Accelerator,
     output_dir: Path,
 ) -> tuple[DataLoader, dict[str, DataLoader]]:
-    """The training loader and the validation/test loaders: rows of cached tower statistics when the frozen tower
+    """The training loader and the validation loaders: rows of cached tower statistics when the frozen tower
     is cached (it runs here, once per utterance not cached yet), else rows of audio (length-grouped if asked).
     The evaluation loaders include "train_in_order": the training split unshuffled (for the standardisation)."""
-    named_splits = {"train": splits.train, "validation": splits.validation, "test": splits.test}
+    named_splits = {"train": splits.train, "validation": splits.validation}  # the test fold: `_test_scores`
     named_splits = {name: split for name, split in named_splits.items() if split is not None}
     layer_input = _cached_layer_input(config, model)
     cached = config.cache_audio_features and (config.freeze == "audio" or layer_input is not None)
@@ -200,6 +202,7 @@ def _data_loaders(
             config.audio_cache_dir or output_dir / "audio_cache",
             layers="all" if model.config.pools_all_layers else "last",
             layer_input=layer_input,
+            speech_only=config.speech_trim,
         )
         cache.fill(model, processor, list(named_splits.values()), accelerator, config.eval_batch_size)
         named_splits = {name: cache.cached_split(split) for name, split in named_splits.items()}
@@ -348,6 +351,7 @@ def _prepare(config: TrainingConfig, resume: bool, overwrite: bool) -> _Run:
         model.config.prompt_template,
         model.config.gender_prompt_template,
         with_gender_prompts=variant.needs_gender_prompts,
+        speech_only=config.speech_trim,
     )
     train_loader, eval_loaders = _data_loaders(config, splits, collator, model, processor, accelerator, output_dir)
     if model.config.audio_standardisation:  # a resumed run's checkpoint restores the same values
@@ -487,7 +491,7 @@ def _end_epoch(run: _Run, epoch: int, record: dict) -> None:
                     _save_model(run.unwrapped, run.processor, folder)
                 else:
                     _save_model(run.unwrapped, run.processor, folder, run.best_weights)
-                (folder / TRAINING_CONFIG_NAME).write_text(json.dumps(run.provenance, indent=2))
+                (folder / TRAINING_CONFIG_NAME).write_text(json.dumps(run.provenance, indent=2) + "\n")
         run.unsaved = False
     if checkpoint_now:
         _save_checkpoint(accelerator, run.output_dir, progress, config.keep_checkpoints)
@@ -510,11 +514,11 @@ def _finish(run: _Run) -> TrainResult:
     merge_lora(run.unwrapped)  # training is over: the test fold is scored by the model the folder holds
     if run.best_weights is None:  # a resumed run whose best epoch came before the resume: from the model folder
         run.unwrapped.load_state_dict(GEmoClapModel.from_pretrained(run.model_dir).state_dict())
-    test_metrics = {"fold": run.config.test_fold, **run.predictions("test")}
+    test_metrics = {"fold": run.config.test_fold, **_test_scores(run)}
     accelerator.log({"test_war": test_metrics["war"], "test_uar": test_metrics["uar"]})
     if accelerator.is_main_process:
         with atomic_path(run.output_dir / "test_results.json", unique=True) as partial:
-            partial.write_text(json.dumps(test_metrics, indent=2))
+            partial.write_text(json.dumps(test_metrics, indent=2) + "\n")
     # The DDP wrapper goes first, so the process group's last reference is torch's registry (emptied by
     # end_training), whose release lets go of the GIL: released from DDP's reducer, a gloo group joins its worker
     # threads holding the GIL, and a worker still dropping the last gather's tensors needs it (a deadlock).
@@ -523,6 +527,26 @@ def _finish(run: _Run) -> TrainResult:
     accelerator.end_training()
     progress = run.progress
     return TrainResult(run.output_dir, run.model_dir, test_metrics, progress.best_epoch, progress.history)
+
+
+def _test_scores(run: _Run) -> dict:
+    """The test fold's metrics, each clip scored through the zero-shot pipeline as `gemo-clap predict` and `gemo-clap
+    evaluate` score it (the scoring protocol users meet), with the protocol recorded."""
+    run.unwrapped.eval()
+    classifier = classifier_of(run.unwrapped, run.processor)
+    labels, genders = run.splits.emotion_names, run.splits.gender_names
+    template = run.unwrapped.config.prompt_template
+    outputs, protocol = pipeline_predictions(
+        classifier,
+        run.splits.test,
+        labels,
+        template,
+        genders,
+        batch_size=run.config.eval_batch_size,
+        accelerator=run.accelerator,
+        progress=False,
+    )
+    return {"scoring_protocol": protocol, **score(outputs, labels, genders)}
 
 
 def train(config: TrainingConfig, resume: bool = False, overwrite: bool = False) -> TrainResult:
@@ -551,6 +575,9 @@ def _save_model(
     try:
         model.save_pretrained(folder, state_dict=None if state_dict is None else dict(state_dict))  # it empties it
         processor.save_pretrained(folder)
+        mode = stat.S_IMODE((Path(folder) / "config.json").stat().st_mode)
+        for weights in Path(folder).glob("*.safetensors"):  # safetensors writes 0600: as readable as the rest
+            weights.chmod(mode)
     finally:
         if shown:
             hf_logging.enable_progress_bar()

@@ -34,6 +34,7 @@ from .runtime import (
 TRACE_SECONDS = (1.3, 0.9)  # the example batch the graph is traced on: two lengths, so padding and masks are in it
 CHECK_SECONDS = (0.6, 2.1, 1.7)  # the check after export: other lengths and batch size than the trace
 CHECK_TOLERANCE = 1e-4  # largest difference of a probability between onnxruntime and torch that export accepts
+MIN_OPSET = 14  # the towers' scaled-dot-product attention exports from opset 14 on
 
 
 class ZeroShotAudioGraph(nn.Module):
@@ -85,6 +86,10 @@ def export_onnx(
         raise ImportError(f"export-onnx needs {' and '.join(missing)}: pip install 'gemo-clap[onnx]'")
     if quantize not in (None, INT8):
         raise ValueError(f"quantize must be {INT8!r} or None, got {quantize!r}")
+    from torch.onnx._constants import ONNX_MAX_OPSET  # the newest opset this torch writes (no public name)
+
+    if not MIN_OPSET <= opset <= ONNX_MAX_OPSET:
+        raise ValueError(f"--opset must be from {MIN_OPSET} to {ONNX_MAX_OPSET} (what this torch exports), got {opset}")
     output = Path(output)
     check_folder_path(output, "--output")
     if output.is_dir() and any(output.iterdir()) and not (output / CONFIG_FILE).is_file():

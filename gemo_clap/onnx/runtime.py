@@ -23,7 +23,7 @@ from ..modeling.timeline_gemo_clap import (
     timeline_result,
     timeline_settings,
 )
-from ..modeling.vad_gemo_clap import VAD_MODEL_FILE, SileroVad
+from ..modeling.vad_gemo_clap import VAD_MODEL_FILE, SileroVad, vad_installed
 from .features import batch_features
 
 # the exported folder
@@ -197,7 +197,7 @@ class GEmoClapOnnxRunner:
             self.max_audio_seconds,
             self.sampling_rate,
             segmentation,
-            bool(return_segments),
+            self._vad is not None or self.vad_path is not None or vad_installed(),
             chunk_length_s,
             **timeline_options,
         )
@@ -230,10 +230,8 @@ class GEmoClapOnnxRunner:
             for chunk in input_chunks(item, self.sampling_rate, settings, self.max_audio_seconds, lambda: self.vad)
         )
         while batch := list(islice(chunks, batch_size)):
-            clips = [chunk["audio"] for _, chunk in batch if chunk["audio"] is not None]
-            results = iter(zip(*self.session.run(names, self.model_inputs(clips)))) if clips else iter(())
-            for index, chunk in batch:
-                row = next(results) if chunk["audio"] is not None else (None, None, None)
+            rows = zip(*self.session.run(names, self.model_inputs([chunk["audio"] for _, chunk in batch])))
+            for (index, chunk), row in zip(batch, rows):
                 gender = row[1] if with_gender else None
                 outputs[index].append(chunk_output(chunk, row[0], gender, row[-1] if return_embeddings else None))
         return [

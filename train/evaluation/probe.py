@@ -104,6 +104,6 @@ def frozen_tower_statistics(config, dataset, cache_dir) -> np.ndarray:
     model, processor = build_model_and_processor(
         config.audio_encoder, config.text_encoder, max_audio_seconds=config.max_audio_seconds
     )
-    cache = AudioFeatureCache(model.audio_model, cache_dir, layers="all")
+    cache = AudioFeatureCache(model.audio_model, cache_dir, layers="all", speech_only=config.speech_trim)
     cache.fill(model, processor, [dataset], Accelerator(), config.eval_batch_size)
     return cache.cached_split(dataset).statistics.numpy()

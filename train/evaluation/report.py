@@ -221,7 +221,7 @@ def write_report(
             for variant, results in fold_results_by_variant.items()
         },
     }
-    paths["results_json"].write_text(json.dumps(report, indent=2), encoding="utf-8")
+    paths["results_json"].write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     paths["results_md"].write_text(markdown_table(fold_results_by_variant, protocol), encoding="utf-8")
     for variant, summary in summaries.items():
         paths[f"confusion_matrix_{variant}"] = plot_confusion_matrix(

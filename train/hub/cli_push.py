@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from ...modeling import GEmoClapConfig
     from ...processing.corpora import corpus_spec
     from ..config import LOCAL_PATH_KEYS, TRAINING_CONFIG_NAME
+    from ..evaluation.zero_shot import scoring_sentence
     from .model_card import render_model_card
     from .publish import push_model_folder
 
@@ -59,7 +60,9 @@ def run(args: argparse.Namespace) -> int:
     corpus = training_corpus(training_args)
     spec = corpus_spec(args.dataset_name or corpus)
     dataset_name = args.dataset_name or (spec.title if spec and spec.name != "manifest" else corpus)
-    protocol = args.protocol or (spec or corpus_spec("manifest")).protocol_text(None, len(config.emotion_labels))
+    protocol = args.protocol or (
+        f"{(spec or corpus_spec('manifest')).protocol_text(None, len(config.emotion_labels))}; {scoring_sentence()}"
+    )
     private = args.private
     if spec is not None and not spec.redistributable and not args.public:
         private = True
