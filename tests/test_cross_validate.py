@@ -136,3 +136,19 @@ def test_discard_models_keeps_only_the_results(tiny_encoders, tmp_path):
         assert (folder / "test_results.json").is_file() and (folder / "history.jsonl").is_file()
         assert not (folder / "model").exists() and not (folder / "checkpoints").exists()
     assert json.loads((tmp_path / "out" / "results.json").read_text())["variants"]["sl"]["folds"]
+
+
+@pytest.mark.parametrize(
+    "command, message",
+    [
+        (["cross-validate", "--seeds", "a"], "--seeds takes comma-separated whole numbers, e.g. 1,2,3; got 'a'"),
+        (["cross-validate", "--folds", "1,x"], "--folds takes comma-separated whole numbers, e.g. 1,2,3; got '1,x'"),
+        (["evaluate", "--model", "m", "--dataset", "d", "--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+    ],
+)
+def test_bad_option_values_name_the_option(command, message, tiny_encoders, tmp_path, capsys):
+    dataset = build_tiny_dataset(tmp_path) if command[0] == "cross-validate" else None
+    extra = tiny_overrides(tiny_encoders("wavlm"), dataset, tmp_path / "out") if dataset else []
+    assert main([*command, *extra]) == 2
+    error = capsys.readouterr().err
+    assert error.strip().splitlines()[-1] == f"gemo-clap {command[0]}: {message}" and "Traceback" not in error

@@ -171,13 +171,21 @@ def cross_validate(
     return write_report(root, results, label_names, protocol)
 
 
+def whole_numbers(text: str, option: str) -> list[int]:
+    """`"1,2,3"` as `[1, 2, 3]`; `ValueError` naming `option` for anything else."""
+    try:
+        return [int(value) for value in text.split(",")]
+    except ValueError:
+        raise ValueError(f"{option} takes comma-separated whole numbers, e.g. 1,2,3; got {text!r}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     variants = args.variants.split(",") if args.variants else [config.variant]
     for variant in variants:
         config.with_model(variant=variant)  # validates each variant name
-    folds = [int(fold) for fold in args.folds.split(",")] if args.folds else None
-    seeds = [int(seed) for seed in args.seeds.split(",")] if args.seeds else None
+    folds = whole_numbers(args.folds, "--folds") if args.folds else None
+    seeds = whole_numbers(args.seeds, "--seeds") if args.seeds else None
     probes = list(PROBE_LAYERS) if args.probe else []
     paths = cross_validate(
         config,

@@ -67,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
     from .metrics.ser_metrics import GENDER_SCORES, SCORE_TITLES, SCORES
     from .report import percent
 
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.output:
         check_folder_path(Path(args.output).parent, "--output's folder")
     metrics = evaluate_model(args.model, args.dataset, args.fold, args.batch_size, args.template, args.segmentation)
