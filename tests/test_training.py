@@ -121,6 +121,8 @@ def test_model_folder_reloads_with_remote_code_and_equals_the_best(sl_run, tiny_
     assert result.model_dir == model_dir
     files = {path.name for path in model_dir.iterdir()}
     assert {"model.safetensors", "config.json", "processor_config.json", "tokenizer.json"} | REMOTE_CODE <= files
+    mode = lambda name: (model_dir / name).stat().st_mode & 0o777
+    assert mode("model.safetensors") == mode("config.json")  # safetensors writes 0600: as readable as the rest
 
     auto_map = json.loads((model_dir / "config.json").read_text())["auto_map"]
     assert auto_map["AutoModel"] == "modeling_gemo_clap.GEmoClapModel"  # loadable from the folder's own code
