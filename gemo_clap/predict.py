@@ -270,7 +270,7 @@ def run(args: argparse.Namespace) -> int:
     options = _options(args, labels, return_gender)
     checked = {key: value for key, value in options.items() if key not in ("return_timestamps", "return_embeddings")}
     with _named_as_flags():  # bad options are a usage error, before any file
-        classifier.check_options(**checked, return_segments=True)
+        classifier.check_options(**checked)
 
     rows, printed, failures, skipped = [], [], [], 0
     for path, name in inputs:

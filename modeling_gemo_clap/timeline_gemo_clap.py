@@ -410,20 +410,23 @@ def quiet_gain(peak: float) -> float:
     return min(QUIET_PEAK / peak, MAX_VAD_GAIN) if 0 < peak < QUIET_PEAK else 1.0
 
 
-def _regions(array: np.ndarray, sampling_rate: int, vad, settings: TimelineSettings, gain: float):
-    stream, detector = vad.stream(), SpeechDetector.for_settings(settings, sampling_rate)
-    events = detector.push(stream.push(array * gain))
-    detector.limit = array.size
-    events += detector.push(stream.finish()) + detector.finish(array.size)
-    return [(event.start, event.end) for event in events if event.kind == "close"]
+def found_speech_windows(audio: Any, sampling_rate: int, settings: TimelineSettings, vad) -> Iterator[Window]:
+    """`speech_windows` of one input; when they find no speech in a quiet input, those of a second search in which
+    the VAD hears it louder (`quiet_gain`; the windows' audio is the input's own)."""
+    found = False
+    for window in speech_windows(audio, sampling_rate, settings, vad):
+        found = True
+        yield window
+    if not found:
+        gain = quiet_gain(max(float(np.abs(block).max()) for block in audio_blocks(audio, sampling_rate)))
+        if gain > 1:
+            yield from speech_windows(audio, sampling_rate, settings, vad, gain)
 
 
 def speech_regions(array: np.ndarray, sampling_rate: int, vad, settings: TimelineSettings) -> list[tuple[int, int]]:
-    """The padded speech regions `(start, end)` (samples) of one clip: those the timeline's windows cover (a quiet
-    clip searched again louder, `quiet_gain`)."""
-    regions = _regions(array, sampling_rate, vad, settings, 1.0)
-    gain = quiet_gain(float(np.abs(array).max(initial=0.0)))
-    return regions or (_regions(array, sampling_rate, vad, settings, gain) if gain > 1 else [])
+    """The padded speech regions `(start, end)` (samples) of one clip: those the timeline's windows cover."""
+    windows = found_speech_windows(array, sampling_rate, settings, vad)
+    return [(window.region_start, window.region_end) for window in windows if window.region_end >= 0]
 
 
 def trim_to_speech(array: np.ndarray, sampling_rate: int, vad, settings: TimelineSettings | None = None) -> np.ndarray:
@@ -669,10 +672,10 @@ def timeline_result(
     the speech spans (segmentation="vad"; the whole input when it has no speech) or the input's chunks ("fixed").
     Returns the ranked overall scores (a list) when nothing else is asked; else a dict with `scores`, `segments`
     and `speech` (`return_segments`), `gender` (overall, and per segment), `chunks` (`return_timestamps`: each
-    window's `timestamp` and ranked scores; under "vad" also `spans`, those of the spans) and `embeddings` (`return_embeddings`: numpy arrays `file`,
-    `segments`, `windows`, `window_spans`). With segmentation="fixed" the chunks are the windows and every sample
-    counts as speech; with "vad" the segments come from the windows inside speech, and an input without speech
-    has no segments and `speech` False."""
+    window's `timestamp` and ranked scores; under "vad" also `spans`, those of the spans) and `embeddings`
+    (`return_embeddings`: numpy arrays `file`, `segments`, `windows`, `window_spans`). With segmentation="fixed" the
+    chunks are the windows and every sample counts as speech; with "vad" the segments come from the windows inside
+    speech, and an input without speech has no segments and `speech` False."""
     with_gender = gender_labels is not None
     scored = [output for output in outputs if output["kind"] != "window"]
     durations = [output["end"] - output["start"] for output in scored]
@@ -830,25 +833,8 @@ def _whole_input(audio: Any, sampling_rate: int, chunk_length_s: float, max_seco
 def _speech_chunks(
     audio: Any, sampling_rate: int, settings: TimelineSettings, max_seconds: float, vad
 ) -> Iterator[dict]:
-    regions: list[tuple[int, int]] = []
-    yield from _window_chunks(audio, sampling_rate, settings, vad, 1.0, regions)
-    if not regions:  # a quiet input is searched again, louder
-        gain = quiet_gain(max(float(np.abs(block).max()) for block in audio_blocks(audio, sampling_rate)))
-        if gain > 1:
-            yield from _window_chunks(audio, sampling_rate, settings, vad, gain, regions)
-    if not regions:
-        yield from _whole_input(audio, sampling_rate, max_seconds, max_seconds, "whole")
-        return
-    spans = utterance_spans(regions, int(max_seconds * sampling_rate), round(settings.span_gap_s * sampling_rate))
-    for (start, end), clip in zip(spans, audio_spans(audio, sampling_rate, spans)):
-        yield _chunk(clip, start / sampling_rate, end / sampling_rate, "span")
-
-
-def _window_chunks(
-    audio: Any, sampling_rate: int, settings: TimelineSettings, vad, gain: float, regions: list[tuple[int, int]]
-) -> Iterator[dict]:
-    """The timeline's windows as chunks (`speech_windows` with the VAD's `gain`), their regions added to `regions`."""
-    for window in speech_windows(audio, sampling_rate, settings, vad, gain):
+    regions = []
+    for window in found_speech_windows(audio, sampling_rate, settings, vad):
         if window.region_end >= 0:
             regions.append((window.region_start, window.region_end))
         yield _chunk(
@@ -860,6 +846,12 @@ def _window_chunks(
             release=window.release / sampling_rate,
             region_end=window.region_end / sampling_rate if window.region_end >= 0 else None,
         )
+    if not regions:
+        yield from _whole_input(audio, sampling_rate, max_seconds, max_seconds, "whole")
+        return
+    spans = utterance_spans(regions, int(max_seconds * sampling_rate), round(settings.span_gap_s * sampling_rate))
+    for (start, end), clip in zip(spans, audio_spans(audio, sampling_rate, spans)):
+        yield _chunk(clip, start / sampling_rate, end / sampling_rate, "span")
 
 
 def chunk_output(
@@ -886,6 +878,7 @@ __all__ = [
     "Window",
     "WindowPlanner",
     "chunk_output",
+    "found_speech_windows",
     "input_chunks",
     "segment_entry",
     "speech_regions",

@@ -115,7 +115,6 @@ class GEmoClapOnnxRunner:
             chunk_length_s,
             return_gender,
             segmentation=segmentation,
-            return_segments=return_segments,
             **timeline_options,
         )
         if batch_size < 1:
@@ -149,7 +148,6 @@ class GEmoClapOnnxRunner:
             hypothesis_template,
             return_gender=return_gender,
             segmentation="vad",
-            return_segments=True,
             **timeline_options,
         )
         names = [PROBABILITIES] + ([GENDER_PROBABILITIES] if with_gender else [])
@@ -175,7 +173,6 @@ class GEmoClapOnnxRunner:
         chunk_length_s: float | None = None,
         return_gender: bool = False,
         segmentation: str | None = None,
-        return_segments: bool = False,
         **timeline_options: float | None,
     ) -> tuple[TimelineSettings, bool]:
         """(timeline settings, whether gender is scored); a `ValueError` for options the export cannot serve (named
