@@ -46,7 +46,8 @@ import soundfile as sf
 import torch
 from bench_emodb_variants import EMODB, TOWERS, emodb_workspace
 from bench_inference import PRINT_PEAK
-from gemo_clap.modeling.timeline_gemo_clap import TimelineSettings, chunk_output, speech_windows, timeline_result
+from gemo_clap.modeling.driver_gemo_clap import CallOptions, Chunk, Prompts, ZeroShotDriver
+from gemo_clap.modeling.timeline_gemo_clap import ClipScores, TimelineSettings, speech_windows
 from gemo_clap.modeling.vad_gemo_clap import FRAME_SAMPLES, SileroVad
 from gemo_clap.processing import decode_example_audio
 from gemo_clap.train.config import TrainingConfig
@@ -164,21 +165,13 @@ def timeline(scorer: Scorer, conversation: Conversation, probabilities: np.ndarr
     """The segments of the VAD timeline under `settings`, from cached VAD probabilities and window scores."""
     windows = list(speech_windows(conversation.audio, RATE, settings, CachedVad(probabilities)))
     scores = scorer(conversation.name, windows)
-    outputs = [
-        chunk_output(
-            {
-                "start": w.start / RATE,
-                "end": w.end / RATE,
-                "region_start": w.region_start / RATE,
-                "release": w.release / RATE,
-                "region_end": w.region_end / RATE if w.region_end >= 0 else None,
-                "kind": "window",
-            },
-            score,
-        )
+    scored = [
+        (Chunk("window", w.start, w.end, RATE, w.region_start, w.release, w.region_end), ClipScores(score))
         for w, score in zip(windows, scores)
     ]
-    return timeline_result(outputs, scorer.labels, None, settings, RATE, return_segments=True)["segments"]
+    prompts = Prompts(scorer.labels, "{}")
+    driver = ZeroShotDriver(RATE, settings.window_s, lambda *_: prompts)  # the result needs no maximum
+    return driver.result(scored, CallOptions(prompts, settings, return_segments=True))["segments"]
 
 
 def score(conversations: list[Conversation], segmentations: list[list[dict]]) -> dict:
@@ -247,7 +240,7 @@ def select(scorer: Scorer, conversations: list[Conversation], probabilities: lis
             [
                 {"start": w.region_start / RATE, "end": w.end / RATE, "label": "speech"}
                 for w in speech_windows(c.audio, RATE, settings, CachedVad(p))
-                if w.region_end >= 0
+                if w.region_end is not None
             ]
             for c, p in zip(conversations, probabilities)
         ]

@@ -103,6 +103,7 @@ def load_model(model: str | None = None, onnx: str | None = None) -> ServedModel
         gender = list(config.gender_labels) if config.has_gender_prompts else None
         labels, template = list(config.emotion_labels), config.prompt_template
         served = (classifier, str(model), "checkpoint", labels, template, gender, classifier.processor.sampling_rate)
-    # the pipeline and the runner both keep their speech detector in `_vad` (a missing silero-vad fails here)
-    vad = served[0]._vad = ProgressVad(served[0].vad)
+    # the pipeline and the runner both keep their speech detector in their driver (a missing silero-vad fails here)
+    driver = served[0].driver
+    vad = driver.vad = ProgressVad(driver.vad)
     return ServedModel(*served, vad)

@@ -268,9 +268,8 @@ def run(args: argparse.Namespace) -> int:
     _check_usage(args, fmt, inputs)
     classifier, return_gender, rate = _load(args)
     options = _options(args, labels, return_gender)
-    checked = {key: value for key, value in options.items() if key not in ("return_timestamps", "return_embeddings")}
     with _named_as_flags():  # bad options are a usage error, before any file
-        classifier.check_options(**checked)
+        classifier.check_options(**options)
 
     rows, printed, failures, skipped = [], [], [], 0
     for path, name in inputs:

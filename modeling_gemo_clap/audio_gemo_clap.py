@@ -1,6 +1,6 @@
 """Audio handling shared by the processor, the pipeline, dataset building and the ONNX runner, without torch:
-validating a clip, reading a file chunk by chunk, the chunk boundaries of long inputs, padding a batch, and
-combining chunk scores into the pipeline's result.
+validating a clip, reading a file chunk by chunk, the chunk boundaries of long inputs and padding a batch of
+features. Bounds are sample indices, with the rate they count at (a file's own rate, until it is read).
 
 Only numpy and the standard library are imported at module level; soundfile (reading files) and librosa
 (resampling) are imported when first needed.
@@ -205,48 +205,37 @@ def file_duration(source: str | os.PathLike) -> tuple[int, int]:
 
 
 def read_chunks(
-    path: str | os.PathLike, sampling_rate: int, bounds_seconds: Sequence[tuple[float, float]]
+    path: str | os.PathLike, sampling_rate: int, bounds: Sequence[tuple[int, int]], bounds_rate: int
 ) -> Iterator[np.ndarray]:
-    """The mono float32 signal of each `(start_s, end_s)` span of a file, at `sampling_rate`, read one span at a
-    time (memory bounded by a span, not the file)."""
+    """The mono float32 signal of each `(start, end)` span of a file (samples at `bounds_rate`), at
+    `sampling_rate`, read one span at a time (memory bounded by a span, not the file)."""
     handle, _ = _open(path)
     with handle:
-        for start, end in bounds_seconds:
-            first, last = round(start * handle.samplerate), round(end * handle.samplerate)
+        for start, end in bounds:
+            first = round(start / bounds_rate * handle.samplerate)
+            last = round(end / bounds_rate * handle.samplerate)
             handle.seek(first)
             frames = handle.read(frames=last - first, dtype="float32", always_2d=True)
             yield resample(frames.mean(axis=1).astype(np.float32), handle.samplerate, sampling_rate)
 
 
-def weighted_scores(chunk_scores: Sequence[Sequence[float]], durations: Sequence[float]) -> np.ndarray:
-    """The duration-weighted mean of per-chunk score vectors."""
-    weights = np.asarray(durations, dtype=np.float64)
-    return (np.asarray(chunk_scores, dtype=np.float64) * weights[:, None]).sum(axis=0) / weights.sum()
-
-
-def ranked(scores: Sequence[float], labels: Sequence[str]) -> list[dict]:
-    """`[{"label", "score"}, ...]` sorted by decreasing score."""
-    return [
-        {"label": label, "score": float(score)} for score, label in sorted(zip(scores, labels), key=lambda p: -p[0])
-    ]
+Span = tuple[int, int, int]  # (start, end, rate): sample bounds and the rate they count at
 
 
 def audio_chunks(
     audio: Any, sampling_rate: int, chunk_length_s: float, max_seconds: float
-) -> Iterator[tuple[tuple[float, float], np.ndarray]]:
-    """`((start_s, end_s), clip)` of each chunk of one input of the zero-shot pipeline (or the ONNX runner), split by
-    `chunk_bounds`: a file path (read one chunk at a time), encoded bytes, a clip at `sampling_rate` or an
-    `{"array"|"raw", "sampling_rate"}` dict (resampled). A file that cannot be used raises `ValueError` with the
-    `AudioDecodeError`'s sentence, the error its cause."""
+) -> Iterator[tuple[Span, np.ndarray]]:
+    """`((start, end, rate), clip)` of each chunk of one input of the zero-shot pipeline (or the ONNX runner), split
+    by `chunk_bounds`: a file path (read one chunk at a time; bounds in the file's samples), encoded bytes, a clip at
+    `sampling_rate` or an `{"array"|"raw", "sampling_rate"}` dict (resampled). A file that cannot be used raises
+    `ValueError` with the `AudioDecodeError`'s sentence, the error its cause."""
     try:
         yield from _audio_chunks(audio, sampling_rate, chunk_length_s, max_seconds)
     except AudioDecodeError as error:
         raise ValueError(error.sentence) from error
 
 
-def _audio_chunks(
-    audio: Any, rate: int, chunk_length_s: float, longest: float
-) -> Iterator[tuple[tuple[float, float], np.ndarray]]:
+def _audio_chunks(audio: Any, rate: int, chunk_length_s: float, longest: float) -> Iterator[tuple[Span, np.ndarray]]:
     if isinstance(audio, (str, os.PathLike)):
         yield from _file_spans(
             os.fspath(audio),
@@ -256,7 +245,7 @@ def _audio_chunks(
         return
     array = _in_memory(audio, rate)
     for start, end in chunk_bounds(array.size, round(chunk_length_s * rate), int(longest * rate)):
-        yield (start / rate, end / rate), array[start:end]
+        yield (start, end, rate), array[start:end]
 
 
 def audio_spans(audio: Any, sampling_rate: int, spans: Sequence[tuple[int, int]]) -> Iterator[np.ndarray]:
@@ -264,8 +253,7 @@ def audio_spans(audio: Any, sampling_rate: int, spans: Sequence[tuple[int, int]]
     time, any other input decoded once. Errors as `audio_chunks`."""
     try:
         if isinstance(audio, (str, os.PathLike)):
-            seconds = [(start / sampling_rate, end / sampling_rate) for start, end in spans]
-            yield from read_chunks(os.fspath(audio), sampling_rate, seconds)
+            yield from read_chunks(os.fspath(audio), sampling_rate, spans, sampling_rate)
             return
         array = _in_memory(audio, sampling_rate)
         for start, end in spans:
@@ -276,14 +264,15 @@ def audio_spans(audio: Any, sampling_rate: int, spans: Sequence[tuple[int, int]]
 
 def _file_spans(
     name: str, rate: int, bounds: Callable[[int, int], list[tuple[int, int]]]
-) -> Iterator[tuple[tuple[float, float], np.ndarray]]:
-    """`((start_s, end_s), clip)` of each span `bounds(frames, file_rate)` gives in file samples, read one at a time
-    and checked (a file shorter than `MIN_SECONDS` is an error)."""
+) -> Iterator[tuple[Span, np.ndarray]]:
+    """`((start, end, file rate), clip)` of each span `bounds(frames, file_rate)` gives in file samples, read one at
+    a time and checked (a file shorter than `MIN_SECONDS` is an error)."""
     frames, file_rate = file_duration(name)
     check_duration(frames, file_rate, name)
-    spans = [(start / file_rate, end / file_rate) for start, end in bounds(frames, file_rate)]
-    for span, chunk in zip(spans, read_chunks(name, rate, spans)):
-        yield span, validate_audio(chunk, rate, f"{name} at {span[0]:.2f}-{span[1]:.2f} s", min_seconds=0)
+    spans = bounds(frames, file_rate)
+    for (start, end), chunk in zip(spans, read_chunks(name, rate, spans, file_rate)):
+        where = f"{name} at {start / file_rate:.2f}-{end / file_rate:.2f} s"
+        yield (start, end, file_rate), validate_audio(chunk, rate, where, min_seconds=0)
 
 
 def _in_memory(audio: Any, rate: int) -> np.ndarray:
@@ -319,30 +308,6 @@ def audio_blocks(audio: Any, sampling_rate: int, block_seconds: float = BLOCK_SE
         raise ValueError(error.sentence) from error
 
 
-def in_memory_seconds(item: Any, sampling_rate: int) -> float | None:
-    """Duration of an in-memory clip (array, tensor or audio dict); None for files and anything else."""
-    if isinstance(item, dict):
-        array, rate = item.get("array", item.get("raw")), item.get("sampling_rate") or sampling_rate
-    else:
-        array, rate = item, sampling_rate
-    shape = getattr(array, "shape", None)
-    return max(shape) / rate if shape else None
-
-
-def longest_first(items: list, sampling_rate: int, classify: Callable[[list], list]) -> list:
-    """`classify(items)` with a list of in-memory clips run longest first (length bucketing: little padding per
-    batch), the results given back in input order."""
-    durations = [in_memory_seconds(item, sampling_rate) for item in items]
-    if len(durations) < 2 or None in durations:
-        return classify(items)
-    order = sorted(range(len(items)), key=lambda index: -durations[index])
-    results = classify([items[index] for index in order])
-    ordered = [None] * len(items)
-    for position, index in enumerate(order):
-        ordered[index] = results[position]
-    return ordered
-
-
 def pad_to_longest(arrays: Sequence[np.ndarray], padding_value: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """(float32 batch of `arrays` padded along their last axis to the longest, int64 mask of the real steps)."""
     longest = max(array.shape[-1] for array in arrays)
@@ -352,22 +317,3 @@ def pad_to_longest(arrays: Sequence[np.ndarray], padding_value: float = 0.0) -> 
         batch[row, ..., : array.shape[-1]] = array
         mask[row, : array.shape[-1]] = 1
     return batch, mask
-
-
-def chunk_results(
-    spans: Sequence[tuple[float, float]],
-    scores: dict[str, tuple[Sequence[Sequence[float]], Sequence[str]]],
-    return_timestamps: bool,
-) -> list[dict] | dict:
-    """The zero-shot result of one input from its chunks' `(start_s, end_s)` spans and, per output (`"scores"`, and
-    `"gender"` when asked), the chunks' probabilities and the labels: each output the duration-weighted mean over
-    the chunks, ranked; with `return_timestamps` also each chunk's. Only `"scores"` and no timestamps: its list."""
-    durations = [end - start for start, end in spans]
-    result, chunks = {}, [{"timestamp": span} for span in spans]
-    for name, (probabilities, labels) in scores.items():
-        result[name] = ranked(weighted_scores(probabilities, durations), labels)
-        for chunk, chunk_scores in zip(chunks, probabilities):
-            chunk[name] = ranked(chunk_scores, labels)
-    if return_timestamps:
-        result["chunks"] = chunks
-    return result if return_timestamps or len(scores) > 1 else result["scores"]

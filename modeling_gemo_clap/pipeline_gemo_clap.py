@@ -6,29 +6,20 @@ input in chunks, as the ASR pipeline does (`chunk_length_s`)."""
 
 from __future__ import annotations
 
-from functools import partial
+from functools import cached_property, partial
 from typing import Any
 
+import numpy as np
 import torch
 from transformers.pipelines.base import ChunkPipeline
-from transformers.utils import logging
 
-from .audio_gemo_clap import longest_first
+from .audio_gemo_clap import pad_to_longest
+from .driver_gemo_clap import CallOptions, Prompts, Scorer, ZeroShotDriver, flag_last, longest_first
 from .labels_gemo_clap import check_return_gender, resolve_label_prompts
-from .streaming_gemo_clap import EmotionStream, WindowScorer
-from .timeline_gemo_clap import (
-    SPAN_KEYS,
-    VAD_OPTIONS,
-    TimelineSettings,
-    chunk_output,
-    input_chunks,
-    timeline_result,
-    timeline_settings,
-)
-from .vad_gemo_clap import INSTALL_HINT, SileroVad, vad_installed
+from .streaming_gemo_clap import EmotionStream
+from .timeline_gemo_clap import ClipScores, TimelineSettings
 
 PIPELINE_TASK = "zero-shot-audio-classification"
-logger = logging.get_logger(__name__)
 
 
 class GEmoClapZeroShotAudioClassificationPipeline(ChunkPipeline):
@@ -62,6 +53,10 @@ class GEmoClapZeroShotAudioClassificationPipeline(ChunkPipeline):
 
     `stream(sampling_rate=16000, **options)` gives the timeline of live audio (`EmotionStream`: frames in, events
     out), the same segments as the offline timeline.
+
+    Everything but the model is `driver_gemo_clap.ZeroShotDriver` (`driver`), which the ONNX runner shares: its
+    options (`CALL_OPTIONS`), chunks, result and streams. `preprocess` yields an input's chunks with their features,
+    `_forward` scores a batch of them with the model (`ClipScores`), `postprocess` makes the input's result.
     """
 
     _load_processor = True
@@ -71,8 +66,6 @@ class GEmoClapZeroShotAudioClassificationPipeline(ChunkPipeline):
 
     def __init__(self, *args, **kwargs):
         self._prompt_embeddings: dict[tuple[tuple[str, ...], str], torch.Tensor] = {}
-        self._vad: SileroVad | None = None
-        self._warned_no_vad = False
         super().__init__(*args, **kwargs)  # checks its call options: the attributes above first
 
     def __call__(self, inputs: Any, **kwargs) -> list | dict:
@@ -82,12 +75,11 @@ class GEmoClapZeroShotAudioClassificationPipeline(ChunkPipeline):
             return super().__call__(inputs, **kwargs)
         return longest_first(inputs, self.processor.sampling_rate, partial(super().__call__, **kwargs))
 
-    @property
-    def vad(self) -> SileroVad:
-        """The speech detector (Silero VAD from the installed `silero-vad` wheel), loaded when first needed."""
-        if self._vad is None:
-            self._vad = SileroVad()
-        return self._vad
+    @cached_property
+    def driver(self) -> ZeroShotDriver:
+        """The options, speech detector, chunks, results and streams, shared with the ONNX runner."""
+        resolve = lambda labels, template, gender: Prompts(*self.resolve_prompts(labels, template, gender))
+        return ZeroShotDriver(self.processor.sampling_rate, self.model.config.max_audio_seconds, resolve)
 
     def resolve_prompts(
         self,
@@ -108,75 +100,28 @@ class GEmoClapZeroShotAudioClassificationPipeline(ChunkPipeline):
         check_return_gender(config.has_gender_prompts, config.variant)
         return labels, template, (list(config.gender_labels), config.gender_prompt_template)
 
-    def check_options(self, **options: Any) -> None:
-        """A `ValueError` naming the first call option (as `__call__` takes them) this checkpoint cannot serve,
-        before any audio is read."""
-        self._sanitize_parameters(**options)
+    def check_options(self, **options: Any) -> CallOptions:
+        """The checked call options (as `__call__` takes them); a `ValueError` naming the first one this checkpoint
+        cannot serve, before any audio is read."""
+        return self.driver.options(**options)
 
-    def _sanitize_parameters(
-        self,
-        candidate_labels=None,
-        hypothesis_template=None,
-        chunk_length_s=None,
-        return_timestamps=None,
-        return_gender=None,
-        segmentation=None,
-        return_segments=None,
-        return_embeddings=None,
-        window_s=None,
-        hop_s=None,
-        smoothing_s=None,
-        vad_threshold=None,
-        min_speech_s=None,
-        min_silence_s=None,
-        speech_pad_s=None,
-        span_gap_s=None,
-        **kwargs,
-    ):
-        config = self.model.config
-        labels, template, gender = self.resolve_prompts(candidate_labels, hypothesis_template, bool(return_gender))
-        vad_available = self._vad is not None or vad_installed()
-        if segmentation is None and not vad_available and not self._warned_no_vad:
-            logger.warning(f"no speech detector installed: scoring whole inputs ({INSTALL_HINT} to score speech)")
-            self._warned_no_vad = True
-        settings = timeline_settings(
-            config.max_audio_seconds,
-            self.processor.sampling_rate,
-            segmentation,
-            vad_available,
-            chunk_length_s,
-            window_s=window_s,
-            hop_s=hop_s,
-            smoothing_s=smoothing_s,
-            vad_threshold=vad_threshold,
-            min_speech_s=min_speech_s,
-            min_silence_s=min_silence_s,
-            speech_pad_s=speech_pad_s,
-            span_gap_s=span_gap_s,
-        )
-        if settings.segmentation == "vad" and self._vad is None:
-            self._vad = SileroVad()  # a missing silero-vad is reported before any input is read
-        forward = {
-            "candidate_labels": labels,
-            "hypothesis_template": template,
-            "gender": gender,
-            "return_embeddings": bool(return_embeddings),
-        }
-        postprocess = {
-            "candidate_labels": labels,
-            "gender": gender,
-            "settings": settings,
-            "return_timestamps": bool(return_timestamps),
-            "return_segments": bool(return_segments),
-            "return_embeddings": bool(return_embeddings),
-        }
-        return {"settings": settings}, forward, postprocess
+    def stream(self, sampling_rate: int = 16000, **options: Any) -> EmotionStream:
+        """The emotion timeline of live audio at `sampling_rate`: an `EmotionStream` whose `push(frames)` returns
+        partial and final segment events as the audio comes. Options (`candidate_labels`, `hypothesis_template`,
+        `return_gender`, `batch_size`: windows per audio-tower call, and the timeline's) as `ZeroShotDriver.stream`."""
+        return self.driver.stream(self.scorer, sampling_rate, **options)
+
+    def _sanitize_parameters(self, **options):
+        call = self.driver.options(**options)
+        return {"settings": call.settings}, {"prompts": call.prompts}, {"call": call}
 
     def preprocess(self, audio: Any, settings: TimelineSettings):
-        """The chunks (segmentation="fixed") or speech windows and spans ("vad") of one input (`input_chunks`); a
-        file is read a chunk or a block at a time."""
+        """The chunks of one input (`ZeroShotDriver.chunks`: a file is read a chunk or a block at a time), each with
+        its features computed on its clip alone (as the processor does for every clip of a batch)."""
         rate = self.processor.sampling_rate
-        yield from input_chunks(audio, rate, settings, self.model.config.max_audio_seconds, lambda: self.vad)
+        for (chunk, clip), is_last in flag_last(self.driver.chunks(audio, settings)):
+            features = self.processor(audio=[clip], sampling_rate=rate, return_tensors="np")
+            yield {"chunk": chunk, "features": features[self.processor.audio_tower.input_name][0], "is_last": is_last}
 
     def prompt_embeddings(self, candidate_labels: list[str], hypothesis_template: str) -> torch.Tensor:
         """`model.get_label_embeddings` of the label prompts, computed once per (labels, template)."""
@@ -187,92 +132,48 @@ class GEmoClapZeroShotAudioClassificationPipeline(ChunkPipeline):
             )
         return self._prompt_embeddings[key]
 
-    def audio_scores(
-        self, clips: list, heads: dict[str, tuple[list[str], str]]
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """(the audio embeddings of `clips`, each head's similarity logits): one audio-tower pass for every head;
-        `heads` maps a name to its (labels, template)."""
-        inputs = self.processor(audio=clips, sampling_rate=self.processor.sampling_rate)
-        audio_embeds = self.model.get_audio_features(**inputs.to(self.device))
-        logits = {
-            name: self.model.similarity_logits(audio_embeds, self.prompt_embeddings(*prompts))[0]
-            for name, prompts in heads.items()
-        }
-        return audio_embeds, logits
-
-    def stream(
-        self,
-        sampling_rate: int = 16000,
-        candidate_labels: list[str] | str | None = None,
-        hypothesis_template: str | None = None,
-        return_gender: bool = False,
-        batch_size: int = 8,
-        **timeline_options: float | None,
-    ) -> EmotionStream:
-        """The emotion timeline of live audio at `sampling_rate` (resampled to the model's when different): an
-        `EmotionStream` whose `push(frames)` returns partial and final segment events as the audio comes. Options
-        as the call's (`window_s`, `hop_s`, `smoothing_s`, `vad_threshold`, `min_speech_s`, `min_silence_s`,
-        `speech_pad_s`); `batch_size` windows per audio-tower call."""
-        unknown = sorted(set(timeline_options) - set(VAD_OPTIONS))
-        if unknown:
-            raise TypeError(f"unexpected stream option(s) {unknown}; known: {list(VAD_OPTIONS)}")
-        preprocess, forward, _ = self._sanitize_parameters(
-            candidate_labels=candidate_labels,
-            hypothesis_template=hypothesis_template,
-            return_gender=return_gender,
-            segmentation="vad",
-            return_segments=True,
-            **timeline_options,
+    def audio_scores(self, inputs: dict[str, Any], prompts: Prompts) -> ClipScores:
+        """The model's `ClipScores` of a batch of audio inputs (the processor's): one audio-tower pass, the
+        probabilities of each head (emotion, and gender when asked) and the audio embeddings."""
+        audio_embeds = self.model.get_audio_features(
+            **{key: torch.as_tensor(value, device=self.device) for key, value in inputs.items()}
         )
-        heads = {"logits": (forward["candidate_labels"], forward["hypothesis_template"])}
-        if forward["gender"] is not None:
-            heads["gender_logits"] = forward["gender"]
+        probabilities = lambda prompt: (
+            self.model.similarity_logits(audio_embeds, self.prompt_embeddings(*prompt))[0]
+            .float()
+            .softmax(dim=-1)
+            .cpu()
+            .numpy()
+        )
+        gender = probabilities(prompts.gender) if prompts.gender is not None else None
+        return ClipScores(probabilities((prompts.labels, prompts.template)), gender, audio_embeds.float().cpu().numpy())
 
-        def score(clips: list) -> tuple:
+    def scorer(self, prompts: Prompts) -> Scorer:
+        """The model as a scorer of `prompts` (clips in, `ClipScores` out), for streams."""
+        rate = self.processor.sampling_rate
+
+        def score(clips: list[np.ndarray]) -> ClipScores:
             with torch.inference_mode():
-                _, logits = self.audio_scores(clips, heads)
-            probabilities = {name: value.float().softmax(dim=-1).cpu().numpy() for name, value in logits.items()}
-            return probabilities["logits"], probabilities.get("gender_logits")
+                return self.audio_scores(self.processor(audio=clips, sampling_rate=rate, return_tensors="np"), prompts)
 
-        gender_labels = forward["gender"][0] if forward["gender"] is not None else None
-        scorer = WindowScorer(score, forward["candidate_labels"], gender_labels, self.processor.sampling_rate)
-        return EmotionStream(scorer, self.vad, preprocess["settings"], sampling_rate, batch_size)
+        return score
 
-    def _forward(self, model_inputs, candidate_labels, hypothesis_template, gender, return_embeddings):
-        clips = model_inputs["audio"]
-        clips = clips if isinstance(clips, list) else [clips]
-        outputs = {key: model_inputs[key] for key in (*SPAN_KEYS, "is_last")}
-        heads = {"logits": (candidate_labels, hypothesis_template)}
-        if gender is not None:
-            heads["gender_logits"] = gender
-        audio_embeds, logits = self.audio_scores(clips, heads)
-        outputs.update(logits)
-        if return_embeddings:
-            outputs["audio_embeds"] = audio_embeds
-        return outputs
-
-    def postprocess(
-        self, model_outputs, candidate_labels, gender, settings, return_timestamps, return_segments, return_embeddings
-    ):
-        outputs = []
-        for output in model_outputs:
-            probabilities = {
-                key: output[key][0].float().softmax(dim=-1).cpu().numpy()
-                for key in ("logits", "gender_logits")
-                if key in output
-            }
-            embedding = output["audio_embeds"][0].float().cpu().numpy() if return_embeddings else None
-            outputs.append(chunk_output(output, probabilities["logits"], probabilities.get("gender_logits"), embedding))
-        return timeline_result(
-            outputs,
-            candidate_labels,
-            gender[0] if gender is not None else None,
-            settings,
-            self.processor.sampling_rate,
-            return_timestamps=return_timestamps,
-            return_segments=return_segments,
-            return_embeddings=return_embeddings,
+    def _forward(self, model_inputs, prompts: Prompts):
+        features = model_inputs["features"]  # one chunk's (batch_size 1) or a list (a batch: transformers' collation)
+        padding = self.processor.feature_extractor.padding_value
+        batch, mask = pad_to_longest(features if isinstance(features, list) else [features], padding)
+        scores = self.audio_scores(
+            {self.processor.audio_tower.input_name: batch, "audio_attention_mask": mask}, prompts
         )
+        return {"chunk": model_inputs["chunk"], "is_last": model_inputs["is_last"], **vars(scores)}
+
+    def postprocess(self, model_outputs, call: CallOptions):
+        row = lambda values: None if values is None else values[0]
+        scored = [
+            (output["chunk"], ClipScores(row(output["emotion"]), row(output["gender"]), row(output["embedding"])))
+            for output in model_outputs
+        ]
+        return self.driver.result(scored, call)
 
 
 __all__ = ["PIPELINE_TASK", "GEmoClapZeroShotAudioClassificationPipeline"]

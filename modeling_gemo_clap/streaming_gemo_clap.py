@@ -5,8 +5,8 @@ events as soon as they are decided: a provisional label for the speech segment i
 It runs the stages of the offline timeline (`timeline_gemo_clap`) on the frames as they come, so the final segments of
 a stream fed a file's frames are the segments the pipeline returns for that file (`return_segments=True`), and its
 state is a few windows of audio and of scores whatever the stream's length. Windows are scored through a
-`WindowScorer` (clips in, probabilities out), so one stream serves the torch pipeline (`pipeline.stream()`) and the
-ONNX runner (`runner.stream()`). Imports numpy and the standard library (and the timeline, VAD and audio modules);
+`WindowScorer` (clips in, `ClipScores` out), so one stream serves the torch pipeline (`pipeline.stream()`) and the
+ONNX runner (`runner.stream()`), both built by `driver_gemo_clap.ZeroShotDriver.stream`. Imports numpy and the standard library (and the timeline, VAD and audio modules);
 soxr, which librosa installs, only to resample a stream at another sampling rate.
 """
 
@@ -20,6 +20,7 @@ import numpy as np
 
 from .audio_gemo_clap import to_mono_float
 from .timeline_gemo_clap import (
+    ClipScores,
     Segment,
     TimelineAccumulator,
     TimelineSettings,
@@ -32,10 +33,10 @@ from .timeline_gemo_clap import (
 @dataclass(frozen=True)
 class WindowScorer:
     """How a stream scores its windows: `score(clips)` takes mono float32 clips at `sampling_rate` and returns their
-    emotion probabilities over `labels` (`[clips, labels]`) and, when `gender_labels` is not None, their gender
-    probabilities (else None)."""
+    `ClipScores`: emotion probabilities over `labels` (`[clips, labels]`) and, when `gender_labels` is not None,
+    gender probabilities."""
 
-    score: Callable[[list[np.ndarray]], tuple[np.ndarray, np.ndarray | None]]
+    score: Callable[[list[np.ndarray]], ClipScores]
     labels: Sequence[str]
     gender_labels: Sequence[str] | None
     sampling_rate: int
@@ -112,9 +113,9 @@ class EmotionStream:
         self.scorer, self.settings = scorer, settings
         self.resampler = StreamResampler(self.sampling_rate, rate) if self.sampling_rate != rate else None
         self.timeline = TimelineStream(settings, rate, vad.stream())
-        channels = len(scorer.labels) + len(scorer.gender_labels or ())
-        self.accumulator = TimelineAccumulator.for_settings(settings, rate, len(scorer.labels), channels, channels)
-        self.head_region, self.head_due = -1, 0  # the next provisional label of a region without windows is due
+        genders = len(scorer.gender_labels or ())
+        self.accumulator = TimelineAccumulator.for_settings(settings, rate, len(scorer.labels), genders)
+        self.head_region, self.head_due = None, 0  # the next provisional label of a region without windows is due
         self.closed = False
 
     def push(self, frames: Any) -> list[dict]:
@@ -170,25 +171,23 @@ class EmotionStream:
         samples = to_mono_float(frames, "frames")
         return samples[stride[0] : samples.size - stride[1]]
 
-    def _scores(self, clips: list[np.ndarray]) -> list[np.ndarray]:
-        """Each clip's values: emotion probabilities, then gender probabilities (float64, as the offline timeline)."""
-        rows: list[np.ndarray] = []
+    def _scores(self, clips: list[np.ndarray]) -> list[ClipScores]:
+        """Each clip's scores, `batch_size` clips per scorer call."""
+        rows: list[ClipScores] = []
         for first in range(0, len(clips), self.batch_size):
-            probabilities, gender = self.scorer.score(clips[first : first + self.batch_size])
-            parts = [probabilities] + ([gender] if self.scorer.gender_labels is not None else [])
-            rows.extend(np.concatenate([np.asarray(part, dtype=np.float64) for part in parts], axis=1))
+            rows.extend(self.scorer.score(clips[first : first + self.batch_size]).rows())
         return rows
 
     def _events(self, windows: list[Window]) -> list[dict]:
         events = []
         merger = self.accumulator.merger
-        for window, values in zip(windows, self._scores([window.audio for window in windows])):
+        for window, scores in zip(windows, self._scores([window.audio for window in windows])):
             self.accumulator.add(
-                window.start, window.end, window.region_start, window.release, window.region_end, values
+                window.start, window.end, window.region_start, window.release, window.region_end, scores
             )
             events += [self._event("final", segment) for segment in merger.finished]
             merger.finished.clear()
-            if window.region_end < 0:
+            if window.region_end is None:
                 events += self._event_list("partial", self.accumulator.provisional(window.end))
         return events
 
@@ -203,12 +202,12 @@ class EmotionStream:
         if head.end < self.head_due:
             return []
         self.head_due = head.region_start + hop * ((head.end - head.region_start) // hop + 1)
-        values = self._scores([head.audio])[0]
-        window = (head.start, head.end, head.region_start, values)
+        window = (head.start, head.end, head.region_start, self._scores([head.audio])[0])
         return self._event_list("partial", self.accumulator.provisional(head.end, window))
 
     def _event(self, kind: str, segment: Segment) -> dict:
-        entry = segment_entry(segment, self.scorer.labels, self.scorer.gender_labels, self.scorer.sampling_rate)
+        means = self.accumulator.means(segment)
+        entry = segment_entry(segment, means, self.scorer.labels, self.scorer.gender_labels, self.scorer.sampling_rate)
         return {"event": kind, **entry}
 
     def _event_list(self, kind: str, segment: Segment | None) -> list[dict]:

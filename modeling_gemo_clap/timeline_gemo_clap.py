@@ -8,16 +8,18 @@ Every stage runs incrementally with bounded state, and the offline result is the
     window scores -> `OverlapAverager` -> `Smoother` -> `SegmentMerger` -> segments
 
 `TimelineStream` runs the first line (it keeps only the audio that a window may still need) and
-`TimelineAccumulator` the second; `streaming_gemo_clap.EmotionStream` runs both on live audio. Times inside are
-integer sample indices (exact, whatever the block sizes); results are in seconds. Imports numpy and the standard
-library (and the VAD module, which loads onnxruntime when used).
+`TimelineAccumulator` the second; `streaming_gemo_clap.EmotionStream` runs both on live audio, and
+`driver_gemo_clap` on an input. Times are integer sample indices (exact, whatever the block sizes) and a region
+still in progress has no end (None); only reported segments are in seconds. Window scores come in as `ClipScores`
+(named arrays: emotion, gender, embedding). Imports numpy and the standard library (and the VAD module, which loads
+onnxruntime when used).
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields, replace
 from itertools import pairwise
 from typing import Any, NamedTuple
@@ -25,17 +27,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .audio_gemo_clap import (
-    MIN_SECONDS,
-    audio_blocks,
-    audio_chunks,
-    audio_spans,
-    check_chunk_length,
-    chunk_bounds,
-    chunk_results,
-    ranked,
-    weighted_scores,
-)
+from .audio_gemo_clap import MIN_SECONDS, audio_blocks, check_chunk_length, chunk_bounds
 from .vad_gemo_clap import FRAME_SAMPLES, VAD_SAMPLING_RATE
 
 SEGMENTATIONS = ("vad", "fixed")
@@ -45,10 +37,6 @@ NEGATIVE_THRESHOLD_GAP = 0.15  # Silero's hysteresis: inside speech, silence sta
 # MAX_VAD_GAIN (+40 dB), for the VAD only (the model scores the audio as it is); EmoDB scaled to -40 dBFS peaks:
 # 14 of 339 clips without speech at the plain level, none with the second search (benchmarks/README.md)
 QUIET_PEAK, MAX_VAD_GAIN = 0.25, 100.0
-SPAN_KEYS = ("start", "end", "region_start", "release", "region_end", "kind")  # a chunk's times (s) and kind
-# what a chunk is scored for: a timeline window (segments), a speech span or a chunk of the whole input (the overall
-# scores: "chunk" under segmentation="fixed", "whole" under "vad" when no speech was found)
-CHUNK_KINDS = ("window", "span", "chunk", "whole")
 
 
 @dataclass(frozen=True)
@@ -143,7 +131,7 @@ class RegionEvent(NamedTuple):
 
     kind: str
     start: int
-    end: int = -1
+    end: int | None = None
 
 
 class SpeechDetector:
@@ -264,11 +252,11 @@ class WindowPlanner:
     def __init__(self, window: int, hop: int, shortest: int):
         self.window, self.hop, self.shortest = window, hop, shortest
         self.start = self.next = 0
-        self.last_end = -1
+        self.last_end: int | None = None  # the end of the region's last window so far (None: none yet)
 
     def open(self, start: int) -> None:
         self.start = self.next = start
-        self.last_end = -1
+        self.last_end = None
 
     def advance(self, bound: int) -> list[tuple[int, int]]:
         """The windows ending before `bound` (one ending at the region's end is left to `close`, which always gives
@@ -288,7 +276,7 @@ class WindowPlanner:
         if end - self.start < self.shortest:
             return []
         spans = self.advance(end)
-        if self.last_end < end:
+        if self.last_end is None or self.last_end < end:
             spans.append((max(self.start, end - self.window), end))
         return spans
 
@@ -296,13 +284,13 @@ class WindowPlanner:
 @dataclass
 class Window:
     """One window to score: sample bounds, its region's start, where the region's scores are final before
-    (`release`), the region's end when this is its last window (else -1), and the audio."""
+    (`release`), the region's end when this is its last window (else None: the region goes on), and the audio."""
 
     start: int
     end: int
     region_start: int
     release: int
-    region_end: int
+    region_end: int | None
     audio: np.ndarray
 
 
@@ -349,7 +337,7 @@ class TimelineStream:
         bound = self.detector.speech_bound()
         if self.region_open and bound is not None:
             spans = self.planner.advance(bound)
-            windows += self._planned(spans, self.planner.release(bound), -1)
+            windows += self._planned(spans, self.planner.release(bound), None)
         return windows
 
     def head(self) -> Window | None:
@@ -357,18 +345,18 @@ class TimelineStream:
         it provisionally with it; it is not one of the region's windows; its audio is a view, valid until the next
         push), or None."""
         bound = self.detector.speech_bound()
-        if not self.region_open or bound is None or self.planner.last_end >= 0:
+        if not self.region_open or bound is None or self.planner.last_end is not None:
             return None
         start = self.planner.start
         if bound - start < self.planner.shortest:
             return None
         return Window(
-            start, bound, start, start, -1, self.buffer[start - self.buffer_start : bound - self.buffer_start]
+            start, bound, start, start, None, self.buffer[start - self.buffer_start : bound - self.buffer_start]
         )
 
-    def _planned(self, spans: list[tuple[int, int]], last_release: int, region_end: int) -> list[Window]:
+    def _planned(self, spans: list[tuple[int, int]], last_release: int, region_end: int | None) -> list[Window]:
         """Windows of `spans` (in order): each releases the steps before the next one's start; the last releases
-        `last_release` and carries `region_end` (-1: the region goes on)."""
+        `last_release` and carries `region_end` (None: the region goes on)."""
         releases = [span[0] for span in spans[1:]] + [last_release]
         return [
             Window(
@@ -376,7 +364,7 @@ class TimelineStream:
                 end,
                 self.planner.start,
                 release,
-                region_end if index == len(spans) - 1 else -1,
+                region_end if index == len(spans) - 1 else None,
                 self.buffer[start - self.buffer_start : end - self.buffer_start].copy(),
             )
             for index, ((start, end), release) in enumerate(zip(spans, releases))
@@ -426,7 +414,7 @@ def found_speech_windows(audio: Any, sampling_rate: int, settings: TimelineSetti
 def speech_regions(array: np.ndarray, sampling_rate: int, vad, settings: TimelineSettings) -> list[tuple[int, int]]:
     """The padded speech regions `(start, end)` (samples) of one clip: those the timeline's windows cover."""
     windows = found_speech_windows(array, sampling_rate, settings, vad)
-    return [(window.region_start, window.region_end) for window in windows if window.region_end >= 0]
+    return [(window.region_start, window.region_end) for window in windows if window.region_end is not None]
 
 
 def trim_to_speech(array: np.ndarray, sampling_rate: int, vad, settings: TimelineSettings | None = None) -> np.ndarray:
@@ -456,6 +444,25 @@ def utterance_spans(regions: Sequence[tuple[int, int]], max_samples: int, gap: i
 # ------------------------------------------------------------------------------------------ scores to segments
 
 
+@dataclass(frozen=True)
+class ClipScores:
+    """What a scorer gives for clips, as named arrays (`[clips, ...]`, or 1-D for one clip): the emotion
+    probabilities over the labels, the gender probabilities (None: not scored) and the L2-normalised audio
+    embeddings (None: not kept)."""
+
+    emotion: np.ndarray
+    gender: np.ndarray | None = None
+    embedding: np.ndarray | None = None
+
+    def rows(self) -> list[ClipScores]:
+        """One `ClipScores` per clip."""
+        row = lambda values, index: None if values is None else values[index]
+        return [
+            ClipScores(self.emotion[index], row(self.gender, index), row(self.embedding, index))
+            for index in range(len(self.emotion))
+        ]
+
+
 class Steps(NamedTuple):
     """Consecutive time steps of one region: sample bounds and one row of values each."""
 
@@ -474,7 +481,7 @@ class OverlapAverager:
 
     def __init__(self, step: int, channels: int):
         self.step, self.channels = step, channels
-        self.region_start = -1
+        self.region_start: int | None = None  # the region in progress (None: none)
         self.first = 0  # index of sums[0] among the region's steps
         self.sums = np.zeros((0, channels))
         self.counts = np.zeros(0)
@@ -498,7 +505,7 @@ class OverlapAverager:
     def close(self, end: int) -> Steps:
         count = min(_ceil_div(end - self.region_start, self.step) - self.first, len(self.counts))
         steps = self._take(count, end)
-        self.region_start = -1
+        self.region_start = None
         return steps
 
     def _take(self, count: int, end: int | None) -> Steps:
@@ -603,270 +610,93 @@ class SegmentMerger:
 
 
 class TimelineAccumulator:
-    """Window scores in (in the order the windows came), segments out. `channels` values per window: the emotion
-    probabilities, then the gender probabilities (`smoothed` counts both), then anything else to average (the
-    audio embedding). `step` and `half` in steps: `STEP_SECONDS` and half of `smoothing_s`."""
+    """Window scores in (one window's `ClipScores`, in the order the windows came), segments out: the emotion and
+    gender probabilities averaged where windows overlap and smoothed, the embedding (`embedding_dim` > 0) only
+    averaged. `step` and `half` in steps: `STEP_SECONDS` and half of `smoothing_s`."""
 
-    def __init__(self, num_labels: int, smoothed: int, channels: int, step: int, half: int):
-        self.averager = OverlapAverager(step, channels)
-        self.smoother = Smoother(half, smoothed)
+    def __init__(self, num_labels: int, num_genders: int, embedding_dim: int, step: int, half: int):
+        self.sizes = (num_labels, num_genders, embedding_dim)
+        self.averager = OverlapAverager(step, sum(self.sizes))
+        self.smoother = Smoother(half, num_labels + num_genders)
         self.merger = SegmentMerger(num_labels)
 
     @classmethod
     def for_settings(
-        cls, settings: TimelineSettings, sampling_rate: int, num_labels: int, smoothed: int, channels: int
+        cls,
+        settings: TimelineSettings,
+        sampling_rate: int,
+        num_labels: int,
+        num_genders: int = 0,
+        embedding_dim: int = 0,
     ) -> TimelineAccumulator:
         """The accumulator of `settings` (steps of `STEP_SECONDS`, smoothing over `smoothing_s`) at `sampling_rate`."""
         step, half = round(STEP_SECONDS * sampling_rate), round(settings.smoothing_s / 2 / STEP_SECONDS)
-        return cls(num_labels, smoothed, channels, step, half)
+        return cls(num_labels, num_genders, embedding_dim, step, half)
 
-    def add(self, start: int, end: int, region_start: int, release: int, region_end: int, values: np.ndarray):
-        self.averager.add(start, end, region_start, values)
-        if region_end >= 0:
+    def values(self, scores: ClipScores) -> np.ndarray:
+        """The row the averager and smoother carry for one window: emotion, gender and embedding (those counted by
+        `sizes`) side by side, float64; `means` names them again."""
+        parts = (scores.emotion, scores.gender, scores.embedding)
+        return np.concatenate(
+            [np.asarray(part, dtype=np.float64).reshape(-1) for part, size in zip(parts, self.sizes) if size]
+        )
+
+    def means(self, segment: Segment) -> ClipScores:
+        """A segment's duration-weighted mean scores: emotion and gender smoothed, the embedding averaged."""
+        labels, genders, dimension = self.sizes
+        smoothed, raw = segment.smoothed / segment.duration, segment.raw / segment.duration
+        return ClipScores(
+            smoothed[:labels],
+            smoothed[labels:] if genders else None,
+            raw[labels + genders :] if dimension else None,
+        )
+
+    def add(self, start: int, end: int, region_start: int, release: int, region_end: int | None, scores: ClipScores):
+        """One window's scores: sample bounds, its region's start, where the region's scores are final before, and
+        the region's end when this is its last window (None: the region goes on)."""
+        self.averager.add(start, end, region_start, self.values(scores))
+        if region_end is not None:
             self.merger.push(*self.smoother.push(self.averager.close(region_end)))
             self.merger.push(*self.smoother.close())
             self.merger.close_region()
         else:
             self.merger.push(*self.smoother.push(self.averager.release(release)))
 
-    def provisional(self, end: int, window: tuple[int, int, int, np.ndarray] | None = None) -> Segment | None:
+    def provisional(self, end: int, window: tuple[int, int, int, ClipScores] | None = None) -> Segment | None:
         """The last segment the region in progress would have if it ended at `end`, from the windows added so far
-        and `window` (`(start, end, region_start, values)` of one more, scored only for this); this accumulator is
+        and `window` (`(start, end, region_start, scores)` of one more, scored only for this); this accumulator is
         unchanged (its stages are copied: a live stream's, which hold a few windows' steps)."""
         preview = copy.deepcopy(self)
         preview.merger.finished = []
         if window is not None:
-            preview.averager.add(*window)
+            preview.averager.add(*window[:3], self.values(window[3]))
         preview.merger.push(*preview.smoother.push(preview.averager.close(end)))
         preview.merger.push(*preview.smoother.close())
         preview.merger.close_region()
         return preview.merger.finished[-1] if preview.merger.finished else None
 
 
-# ------------------------------------------------------------------------------------------ results
-
-
-def _normalised(vector: np.ndarray) -> np.ndarray:
-    return (vector / max(float(np.linalg.norm(vector)), 1e-12)).astype(np.float32)
-
-
-def _ranked_list(probabilities: Sequence[float], labels: Sequence[str]) -> list[dict]:
-    return ranked(np.asarray(probabilities, dtype=np.float64), labels)
-
-
-def timeline_result(
-    outputs: Sequence[dict],
-    labels: Sequence[str],
-    gender_labels: Sequence[str] | None,
-    settings: TimelineSettings,
-    sampling_rate: int,
-    return_timestamps: bool = False,
-    return_segments: bool = False,
-    return_embeddings: bool = False,
-) -> list[dict] | dict:
-    """The result of one input from its chunks' outputs (`chunk_output`), in order: dicts with `start`, `end` (s),
-    `region_start`, `release`, `region_end` (s or None), `kind`, `scores` (probabilities over `labels`), `gender`
-    (or None), `embedding` (or None).
-
-    The overall scores (and gender and file embedding) are the duration-weighted mean of the chunks scored for them:
-    the speech spans (segmentation="vad"; the whole input when it has no speech) or the input's chunks ("fixed").
-    Returns the ranked overall scores (a list) when nothing else is asked; else a dict with `scores`, `segments`
-    and `speech` (`return_segments`), `gender` (overall, and per segment), `chunks` (`return_timestamps`: each
-    window's `timestamp` and ranked scores; under "vad" also `spans`, those of the spans) and `embeddings`
-    (`return_embeddings`: numpy arrays `file`, `segments`, `windows`, `window_spans`). With segmentation="fixed" the
-    chunks are the windows and every sample counts as speech; with "vad" the segments come from the windows inside
-    speech, and an input without speech has no segments and `speech` False."""
-    with_gender = gender_labels is not None
-    scored = [output for output in outputs if output["kind"] != "window"]
-    durations = [output["end"] - output["start"] for output in scored]
-    overall = {"scores": ([output["scores"] for output in scored], labels)}
-    if with_gender:
-        overall["gender"] = ([output["gender"] for output in scored], gender_labels)
-    result = chunk_results([(output["start"], output["end"]) for output in scored], overall, return_timestamps=True)
-    if settings.segmentation == "fixed":
-        windows = scored
-        segments = _chunk_segments(windows, labels, gender_labels, return_embeddings)
-    else:
-        windows = [output for output in outputs if output["kind"] == "window"]
-        segments = _vad_segments(windows, labels, gender_labels, settings, sampling_rate, return_embeddings)
-        result["spans"], result["chunks"] = result["chunks"], _chunks(windows, labels, gender_labels)
-    if return_embeddings:
-        window_embeddings = np.asarray([w["embedding"] for w in windows], dtype=np.float32)
-        dimension = len(scored[0]["embedding"])
-        result["embeddings"] = {
-            "file": _normalised(weighted_scores([output["embedding"] for output in scored], durations)),
-            "segments": np.stack([s.pop("embedding") for s in segments]) if segments else np.zeros((0, dimension)),
-            "windows": window_embeddings.reshape(len(windows), dimension),
-            "window_spans": np.asarray([(w["start"], w["end"]) for w in windows], dtype=np.float64).reshape(-1, 2),
-        }
-    if not return_timestamps:
-        result.pop("chunks", None)
-        result.pop("spans", None)
-    if return_segments:
-        result["segments"] = segments
-        result["speech"] = bool(windows)
-    if return_timestamps or return_segments or return_embeddings or with_gender:
-        return result
-    return result["scores"]
-
-
-def _chunks(windows: Sequence[dict], labels, gender_labels) -> list[dict]:
-    chunks = []
-    for window in windows:
-        chunk = {"timestamp": (window["start"], window["end"]), "scores": _ranked_list(window["scores"], labels)}
-        if gender_labels is not None:
-            chunk["gender"] = _ranked_list(window["gender"], gender_labels)
-        chunks.append(chunk)
-    return chunks
-
-
-def _chunk_segments(windows: Sequence[dict], labels, gender_labels, with_embeddings: bool) -> list[dict]:
-    """segmentation="fixed": each chunk labelled by its most likely emotion, neighbours with one label joined."""
-    runs: list[list[dict]] = []
-    for window in windows:
-        label = int(np.argmax(window["scores"]))
-        if runs and int(np.argmax(runs[-1][-1]["scores"])) == label and runs[-1][-1]["end"] == window["start"]:
-            runs[-1].append(window)
-        else:
-            runs.append([window])
-    segments = []
-    for run in runs:
-        durations = [w["end"] - w["start"] for w in run]
-        scores = weighted_scores([w["scores"] for w in run], durations)
-        label = int(np.argmax(run[0]["scores"]))
-        segment = {
-            "start": run[0]["start"],
-            "end": run[-1]["end"],
-            "label": labels[label],
-            "score": float(scores[label]),
-        }
-        if gender_labels is not None:
-            segment["gender"] = gender_labels[int(np.argmax(weighted_scores([w["gender"] for w in run], durations)))]
-        if with_embeddings:
-            segment["embedding"] = _normalised(weighted_scores([w["embedding"] for w in run], durations))
-        segments.append(segment)
-    return segments
-
-
 def segment_entry(
-    segment: Segment, labels: Sequence[str], gender_labels: Sequence[str] | None, sampling_rate: int
+    segment: Segment, means: ClipScores, labels: Sequence[str], gender_labels: Sequence[str] | None, sampling_rate: int
 ) -> dict:
-    """A segment as the timeline reports it: `start`, `end` (s), `label`, `score` (its mean smoothed probability)
-    and, with `gender_labels`, `gender`."""
-    mean = segment.smoothed / segment.duration
+    """A segment as the timeline reports it: `start`, `end` (s), `label`, `score` (its mean smoothed probability,
+    `means` from `TimelineAccumulator.means`) and, with `gender_labels`, `gender`."""
     entry = {
         "start": segment.start / sampling_rate,
         "end": segment.end / sampling_rate,
         "label": labels[segment.label],
-        "score": float(mean[segment.label]),
+        "score": float(means.emotion[segment.label]),
     }
     if gender_labels is not None:
-        entry["gender"] = gender_labels[int(np.argmax(mean[len(labels) :]))]
+        entry["gender"] = gender_labels[int(np.argmax(means.gender))]
     return entry
 
 
-def _vad_segments(windows, labels, gender_labels, settings, sampling_rate, with_embeddings) -> list[dict]:
-    """segmentation="vad": the segments of the windows through `TimelineAccumulator`."""
-    num_labels = len(labels)
-    num_gender = len(gender_labels) if gender_labels is not None else 0
-    samples = lambda seconds: round(seconds * sampling_rate)
-    accumulator = None
-    for window in windows:
-        parts = [window["scores"]] + ([window["gender"]] if num_gender else [])
-        parts += [window["embedding"]] if with_embeddings else []
-        values = np.concatenate([np.asarray(part, dtype=np.float64).reshape(-1) for part in parts])
-        if accumulator is None:
-            accumulator = TimelineAccumulator.for_settings(
-                settings, sampling_rate, num_labels, num_labels + num_gender, len(values)
-            )
-        region_end = window["region_end"]
-        accumulator.add(
-            samples(window["start"]),
-            samples(window["end"]),
-            samples(window["region_start"]),
-            samples(window["release"]),
-            -1 if region_end is None else samples(region_end),
-            values,
-        )
-    if accumulator is None:
-        return []
-    segments = []
-    for segment in accumulator.merger.finished:
-        entry = segment_entry(segment, labels, gender_labels, sampling_rate)
-        if with_embeddings:
-            entry["embedding"] = _normalised(segment.raw[num_labels + num_gender :] / segment.duration)
-        segments.append(entry)
-    return segments
-
-
-def input_chunks(
-    audio: Any, sampling_rate: int, settings: TimelineSettings, max_seconds: float, vad: Callable[[], Any]
-) -> Iterator[dict]:
-    """The chunks of one input to score, in order, for the pipeline and the ONNX runner: `{"audio", "start", "end",
-    "region_start", "release", "region_end", "kind", "is_last"}` (times in seconds; the region keys None but for
-    windows; `kind` one of `CHUNK_KINDS`). segmentation="fixed": the input's chunks of `chunk_length_s`.
-    segmentation="vad": the timeline's windows, then the speech spans (`utterance_spans`) that give the overall
-    scores; an input without speech is scored whole instead (chunks of the model's maximum, kind "whole"). `vad()`
-    gives the `SileroVad` (loaded only for segmentation="vad")."""
-    if settings.segmentation == "fixed":
-        chunks = _whole_input(audio, sampling_rate, settings.chunk_length_s, max_seconds, "chunk")
-    else:
-        chunks = _speech_chunks(audio, sampling_rate, settings, max_seconds, vad())
-    previous = None  # one chunk of look-ahead tells the last one
-    for chunk in chunks:
-        if previous is not None:
-            yield {**previous, "is_last": False}
-        previous = chunk
-    yield {**previous, "is_last": True}
-
-
-def _chunk(audio: np.ndarray, start: float, end: float, kind: str, **region: float | None) -> dict:
-    chunk = {"audio": audio, "start": start, "end": end, "kind": kind}
-    return {**chunk, "region_start": None, "release": None, "region_end": None, **region}
-
-
-def _whole_input(audio: Any, sampling_rate: int, chunk_length_s: float, max_seconds: float, kind: str):
-    for (start, end), clip in audio_chunks(audio, sampling_rate, chunk_length_s, max_seconds):
-        yield _chunk(clip, start, end, kind)
-
-
-def _speech_chunks(
-    audio: Any, sampling_rate: int, settings: TimelineSettings, max_seconds: float, vad
-) -> Iterator[dict]:
-    regions = []
-    for window in found_speech_windows(audio, sampling_rate, settings, vad):
-        if window.region_end >= 0:
-            regions.append((window.region_start, window.region_end))
-        yield _chunk(
-            window.audio,
-            window.start / sampling_rate,
-            window.end / sampling_rate,
-            "window",
-            region_start=window.region_start / sampling_rate,
-            release=window.release / sampling_rate,
-            region_end=window.region_end / sampling_rate if window.region_end >= 0 else None,
-        )
-    if not regions:
-        yield from _whole_input(audio, sampling_rate, max_seconds, max_seconds, "whole")
-        return
-    spans = utterance_spans(regions, int(max_seconds * sampling_rate), round(settings.span_gap_s * sampling_rate))
-    for (start, end), clip in zip(spans, audio_spans(audio, sampling_rate, spans)):
-        yield _chunk(clip, start / sampling_rate, end / sampling_rate, "span")
-
-
-def chunk_output(
-    chunk: dict, scores: np.ndarray, gender: np.ndarray | None = None, embedding: np.ndarray | None = None
-) -> dict:
-    """What `timeline_result` takes of one scored chunk: its times, kind and probabilities."""
-    return {**{key: chunk[key] for key in SPAN_KEYS}, "scores": scores, "gender": gender, "embedding": embedding}
-
-
 __all__ = [
-    "CHUNK_KINDS",
     "SEGMENTATIONS",
-    "SPAN_KEYS",
     "STEP_SECONDS",
     "VAD_OPTIONS",
+    "ClipScores",
     "OverlapAverager",
     "RegionEvent",
     "SegmentMerger",
@@ -877,13 +707,10 @@ __all__ = [
     "TimelineStream",
     "Window",
     "WindowPlanner",
-    "chunk_output",
     "found_speech_windows",
-    "input_chunks",
     "segment_entry",
     "speech_regions",
     "speech_windows",
-    "timeline_result",
     "timeline_settings",
     "trim_to_speech",
     "utterance_spans",

@@ -16,6 +16,7 @@ import pytest
 import soundfile as sf
 import torch
 from gemo_clap.modeling.audio_tower_gemo_clap import WaveformTower, WhisperTower
+from gemo_clap.modeling.driver_gemo_clap import CALL_OPTIONS, OUTPUT_OPTIONS
 from gemo_clap.modeling.vad_gemo_clap import VAD_LICENSE_FILE, VAD_MODEL_FILE
 from gemo_clap.train.towers import build_model_and_processor
 
@@ -314,6 +315,41 @@ def test_predict_onnx_prints_what_predict_model_prints(exported, tmp_path, capsy
             main(["predict", *both_or_neither, str(long_wav)])
         assert exit_info.value.code == 2
     assert "one of the arguments --model --onnx is required" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ one option table
+def test_one_option_table_serves_both_backends(exported, make_clip):
+    """The pipeline and the runner check a call's options with one driver (`CALL_OPTIONS`): they accept the same
+    names and resolve them alike, reject an unknown name or a bad value with the same error before any audio is
+    read, and each output option adds the same keys to both results."""
+    checkpoint, folder = exported("wavlm")
+    runner, pipe = GEmoClapOnnxRunner(folder, num_threads=1), load_classifier(str(checkpoint), False)
+    every_option = dict.fromkeys(CALL_OPTIONS)  # None: each option's default
+    assert runner.check_options(**every_option) == pipe.check_options(**every_option)
+    given = {"segmentation": "vad", "window_s": 2.0, "hop_s": 0.25, "span_gap_s": 0.5, "return_segments": True}
+    checked = runner.check_options(**given)
+    assert checked == pipe.check_options(**given) and checked.settings.hop_s == 0.25 and checked.return_segments
+    clip = make_clip(1.0)
+    for options, error, message in [
+        ({"window": 2.0}, TypeError, r"^unexpected option\(s\) \['window'\]; known: \['candidate_labels', "),
+        ({"hop_s": 0.0}, ValueError, "^hop_s must be positive"),
+        ({"segmentation": "words"}, ValueError, "^segmentation must be one of"),
+        ({"segmentation": "fixed", "window_s": 2.0}, ValueError, "^window_s applies to segmentation='vad'"),
+        ({"return_gender": True}, ValueError, "^return_gender needs a checkpoint trained with gender prompts"),
+    ]:
+        with pytest.raises(error, match=message) as expected:
+            pipe(clip, **options)
+        with pytest.raises(error) as actual:
+            runner(clip, **options)
+        assert str(actual.value) == str(expected.value)
+        with pytest.raises(error) as checked_early:
+            runner.check_options(**options)
+        assert str(checked_early.value) == str(expected.value)
+    with torch.no_grad():
+        assert isinstance(runner(clip), list) and isinstance(pipe(clip), list)
+        for name in OUTPUT_OPTIONS:
+            ours, theirs = runner(clip, **{name: True}), pipe(clip, **{name: True})
+            assert set(ours) == set(theirs) and len(set(ours)) > 1, name
 
 
 # ------------------------------------------------------------------------------ bad input

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 from accelerate import Accelerator
-from gemo_clap.modeling import GEmoClapModel, GEmoClapProcessor, pipeline_gemo_clap, timeline_gemo_clap
-from gemo_clap.modeling.timeline_gemo_clap import TimelineSettings, input_chunks, speech_regions
+from gemo_clap.modeling import GEmoClapModel, GEmoClapProcessor, driver_gemo_clap, timeline_gemo_clap
+from gemo_clap.modeling.timeline_gemo_clap import TimelineSettings, speech_regions
 from gemo_clap.modeling.vad_gemo_clap import FRAME_SAMPLES
 from gemo_clap.processing.audio import SAMPLING_RATE, decode_example_audio, encode_wav, speech_detector
 from gemo_clap.processing.builder import build_corpus, save_dataset
@@ -54,9 +54,10 @@ def test_training_pools_the_speech_span_the_pipeline_scores(tiny_checkpoint):
     assert clip.size / 2 < trimmed.size < whole.size - 1.5 * RATE  # the 2 s of noise are gone, the speech is not
 
     settings = TimelineSettings()
-    chunks = list(input_chunks(wav, RATE, settings, 14.0, speech_detector))
-    spans = [chunk for chunk in chunks if chunk["kind"] == "span"]
-    assert len(spans) == 1 and np.array_equal(spans[0]["audio"], trimmed)
+    driver = driver_gemo_clap.ZeroShotDriver(RATE, 14.0, resolve_prompts=None)
+    driver.vad = speech_detector()
+    spans = [clip for chunk, clip in driver.chunks(wav, settings) if chunk.kind == "span"]
+    assert len(spans) == 1 and np.array_equal(spans[0], trimmed)
 
     folder = tiny_checkpoint("whisper", audio_layer_pooling="weighted_sum")
     model, processor = GEmoClapModel.from_pretrained(folder).eval(), GEmoClapProcessor.from_pretrained(folder)
@@ -66,7 +67,7 @@ def test_training_pools_the_speech_span_the_pipeline_scores(tiny_checkpoint):
     cache = AudioFeatureCache(model.audio_model, layers="all", speech_only=True)
     cache.fill(model, processor, [split], Accelerator(cpu=True), batch_size=1)
     with torch.no_grad():
-        inputs = processor(audio=[spans[0]["audio"]], sampling_rate=RATE)
+        inputs = processor(audio=[spans[0]], sampling_rate=RATE)
         expected = model.get_audio_layer_statistics(**inputs, all_layers=True)[0]
     cached = next(iter(cache.entries.values()))
     torch.testing.assert_close(cached, expected, rtol=1e-5, atol=1e-5)
@@ -102,7 +103,7 @@ def trained_toy_model(tiny_encoders, tmp_path_factory) -> tuple[Path, Path]:
     overrides = tiny_overrides(tiny_encoders("wavlm"), dataset_dir, root / "run", freeze="audio", num_epochs=6)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(audio_module, "speech_detector", EnergyVad)
-        patch.setattr(pipeline_gemo_clap, "SileroVad", EnergyVad)
+        patch.setattr(driver_gemo_clap, "SileroVad", EnergyVad)
         result = train(TrainingConfig.load(None, overrides))
     assert result.test_metrics["scoring_protocol"] == {"segmentation": "vad", "no_speech_clips": 0}
     return result.model_dir, manifest
@@ -112,7 +113,7 @@ def test_a_padded_clip_gets_the_label_of_the_clip(trained_toy_model, monkeypatch
     """Silence around a clip changes neither its label nor (beyond float noise) its scores. The padding before it is
     a whole number of VAD frames, so both see the same frame grid (a shifted grid moves a boundary by up to 32 ms)."""
     model_dir, manifest = trained_toy_model
-    monkeypatch.setattr(pipeline_gemo_clap, "SileroVad", EnergyVad)
+    monkeypatch.setattr(driver_gemo_clap, "SileroVad", EnergyVad)
     classifier = load_classifier(str(model_dir))
     clips = [decode_example_audio({"path": str(path)}) for path in sorted((manifest.parent / "wav").glob("*.wav"))]
     plain = classifier(clips)

@@ -12,14 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from gemo_clap.modeling.driver_gemo_clap import ZeroShotDriver
 from gemo_clap.modeling.streaming_gemo_clap import EmotionStream, WindowScorer
-from gemo_clap.modeling.timeline_gemo_clap import (
-    TimelineSettings,
-    chunk_output,
-    input_chunks,
-    timeline_result,
-)
-from timeline_helpers import FRAME, RATE, EnergyVad, silence, tone
+from gemo_clap.modeling.timeline_gemo_clap import ClipScores, TimelineSettings
+from timeline_helpers import FRAME, RATE, EnergyVad, scored_result, silence, tone
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 EMODB = SHARED / "data" / "emodb" / "wav"
@@ -33,7 +29,7 @@ needs_silero = pytest.mark.skipif(
 )
 
 
-def tone_scores(clips: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def tone_scores(clips: list[np.ndarray]) -> ClipScores:
     """Probabilities peaked at the tone frequency nearest a clip's frequency; "gender" from its loudness."""
     rows, genders = [], []
     for clip in clips:
@@ -42,7 +38,7 @@ def tone_scores(clips: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         rows.append(np.exp(logits) / np.exp(logits).sum())
         loud = float(np.sqrt(np.mean(clip**2)) > 0.15)
         genders.append([0.3 + 0.4 * loud, 0.7 - 0.4 * loud])
-    return np.asarray(rows, dtype=np.float32), np.asarray(genders, dtype=np.float32)
+    return ClipScores(np.asarray(rows, dtype=np.float32), np.asarray(genders, dtype=np.float32))
 
 
 SCORER = WindowScorer(tone_scores, LABELS, GENDERS, RATE)
@@ -67,13 +63,10 @@ def conversation() -> np.ndarray:
 
 def offline(audio, settings: TimelineSettings = SETTINGS) -> list[dict]:
     """The offline timeline's segments of `audio` under the tone scorer (the pipeline's and the runner's path)."""
-    outputs = []
-    for chunk in input_chunks(audio, RATE, settings, 14.0, EnergyVad):
-        scores = gender = None
-        if chunk["audio"] is not None:
-            (scores,), (gender,) = tone_scores([chunk["audio"]])
-        outputs.append(chunk_output(chunk, scores, gender))
-    return timeline_result(outputs, LABELS, GENDERS, settings, RATE, return_segments=True)["segments"]
+    driver = ZeroShotDriver(RATE, 14.0, resolve_prompts=None)
+    driver.vad = EnergyVad()
+    scored = [(chunk, tone_scores([clip]).rows()[0]) for chunk, clip in driver.chunks(audio, settings)]
+    return scored_result(scored, LABELS, GENDERS, settings, return_segments=True)["segments"]
 
 
 def fed(stream: EmotionStream, signal: np.ndarray, sizes) -> list[tuple[float, list[dict]]]:
@@ -266,7 +259,7 @@ def test_pipeline_stream_gives_the_pipelines_segments(ml_checkpoint):
     from gemo_clap.loading import load_classifier
 
     pipe = load_classifier(str(ml_checkpoint), False)
-    pipe._vad = EnergyVad()
+    pipe.driver.vad = EnergyVad()
     options = {"window_s": 2.0, "hop_s": 0.5, "smoothing_s": 1.0}
     signal = conversation()
     with torch.no_grad():

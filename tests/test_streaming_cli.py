@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from gemo_clap.modeling import pipeline_gemo_clap
+from gemo_clap.modeling import driver_gemo_clap
 from timeline_helpers import RATE, EnergyVad, silence, tone
 
 from gemo_clap.cli import main
@@ -39,7 +39,7 @@ def ml_checkpoint(tiny_checkpoint):
 @pytest.fixture
 def energy_vad(monkeypatch):
     """The pipeline's speech detector: tones count as speech."""
-    monkeypatch.setattr(pipeline_gemo_clap, "SileroVad", EnergyVad)
+    monkeypatch.setattr(driver_gemo_clap, "SileroVad", EnergyVad)
 
 
 def conversation() -> np.ndarray:

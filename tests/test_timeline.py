@@ -11,17 +11,18 @@ import re
 
 import numpy as np
 import pytest
+from gemo_clap.modeling.driver_gemo_clap import Chunk
 from gemo_clap.modeling.timeline_gemo_clap import (
+    ClipScores,
     SpeechDetector,
     TimelineAccumulator,
     TimelineSettings,
     TimelineStream,
     WindowPlanner,
-    timeline_result,
     timeline_settings,
     utterance_spans,
 )
-from timeline_helpers import FRAME, RATE, EnergyVad, silence, tone
+from timeline_helpers import FRAME, RATE, EnergyVad, scored_result, silence, tone
 
 from gemo_clap.timeline_exports import render, rttm_id, summary_csv, summary_row, to_csv
 from gemo_clap.timeline_metrics import boundary_f1, emotion_diarization_error, frame_segments, prepare
@@ -42,9 +43,9 @@ def test_speech_regions_hand_computed():
     events = run_detector(probabilities, 1400, pad=50, **common)
     # speech 200-500 and 800-1000 (silence ends a region after 200 samples below 0.35), padded by 50 each side
     assert [(e.kind, e.start, e.end) for e in events] == [
-        ("open", 150, -1),
+        ("open", 150, None),
         ("close", 150, 550),
-        ("open", 750, -1),
+        ("open", 750, None),
         ("close", 750, 1050),
     ]
     # padding of 200: the 300-sample gap is shorter than two paddings, so the regions meet in its middle
@@ -115,7 +116,7 @@ def test_every_region_ends_with_a_window_when_windows_meet_frames():
     settings = TimelineSettings(window_s=1.024, hop_s=0.512, speech_pad_s=0.0, smoothing_s=0.0)
     for blocks in ([signal.size], [FRAME] * (signal.size // FRAME + 1)):
         windows, _ = stream_windows(signal, blocks, settings)
-        regions = [(w.region_start, w.region_end) for w in windows if w.region_end >= 0]
+        regions = [(w.region_start, w.region_end) for w in windows if w.region_end is not None]
         assert len(regions) == 2 and regions[0] == (7680, 73216)
         assert (regions[0][1] - regions[0][0]) % round(settings.hop_s * RATE) == 0
         assert all(
@@ -123,10 +124,16 @@ def test_every_region_ends_with_a_window_when_windows_meet_frames():
         )
 
 
-def span_output(start: float, end: float, scores: list[float], kind: str = "span") -> dict:
-    """A scored speech span (or whole-input chunk) as `chunk_output` gives it."""
-    region = {"region_start": None, "release": None, "region_end": None}
-    return {"start": start, "end": end, **region, "kind": kind, "scores": np.array(scores), "gender": None}
+def span_output(start: float, end: float, scores: list[float], kind: str = "span", gender=None) -> tuple:
+    """A scored speech span (or whole-input chunk; times in seconds) as the driver's result takes it."""
+    chunk = Chunk(kind, round(start * RATE), round(end * RATE), RATE)
+    return chunk, ClipScores(np.array(scores), None if gender is None else np.array(gender))
+
+
+def window_output(window, scores) -> tuple:
+    """A scored timeline window as the driver's result takes it."""
+    region = (window.region_start, window.release, window.region_end)
+    return Chunk("window", window.start, window.end, RATE, *region), ClipScores(np.asarray(scores))
 
 
 def stream_windows(signal: np.ndarray, blocks: list[int], settings: TimelineSettings):
@@ -146,7 +153,7 @@ def test_streaming_in_any_blocks_gives_the_offline_windows_and_segments():
     assert [(w.start / RATE, w.end / RATE) for w in offline][:3] == [(0.642, 2.642), (1.142, 3.142), (1.642, 3.642)]
     # the 0.25 s pause holds 6 silent frames before speech returns (0.192 s < min_silence_s): one region; the
     # 1.1 s pause ends it at 4.864 s (first silent frame) + 0.03 s; the last region runs to the end of the signal
-    regions = [(w.region_start / RATE, w.region_end / RATE) for w in offline if w.region_end >= 0]
+    regions = [(w.region_start / RATE, w.region_end / RATE) for w in offline if w.region_end is not None]
     assert regions == [(0.642, 4.894), (5.89, signal.size / RATE)]
     rng = np.random.default_rng(1)
     scores = {}  # a score per window span, whoever asks
@@ -161,19 +168,9 @@ def test_streaming_in_any_blocks_gives_the_offline_windows_and_segments():
         outputs = []
         for window in windows:
             scores.setdefault((window.start, window.end), rng.dirichlet([1, 1, 1]))
-            outputs.append(
-                {
-                    "start": window.start / RATE,
-                    "end": window.end / RATE,
-                    "region_start": window.region_start / RATE,
-                    "release": window.release / RATE,
-                    "region_end": window.region_end / RATE if window.region_end >= 0 else None,
-                    "kind": "window",
-                    "scores": scores[(window.start, window.end)],
-                }
-            )
+            outputs.append(window_output(window, scores[(window.start, window.end)]))
         outputs.append(span_output(0.642, 4.894, [0.2, 0.3, 0.5]))
-        result = timeline_result(outputs, ["a", "b", "c"], None, settings, RATE, return_segments=True)
+        result = scored_result(outputs, ["a", "b", "c"], None, settings, return_segments=True)
         if blocks[0] == 4000:
             reference = result
         assert [(s["start"], s["end"], s["label"]) for s in result["segments"]] == [
@@ -188,7 +185,7 @@ def test_the_stream_keeps_a_bounded_amount_of_audio():
     signal = np.concatenate(pieces)
     settings = TimelineSettings(window_s=2.0, hop_s=0.5)
     windows, largest = stream_windows(signal, [RATE] * (signal.size // RATE + 1), settings)
-    assert signal.size > 590 * RATE and len([w for w in windows if w.region_end >= 0]) == 81
+    assert signal.size > 590 * RATE and len([w for w in windows if w.region_end is not None]) == 81
     assert largest <= 4.5 * RATE  # a 1 s block + the window (2 s) + hop, padding and a frame
 
 
@@ -202,11 +199,13 @@ WINDOWS = [  # (start, end) in samples, 2 labels; the region is 0-100, steps of 
 
 
 def accumulate(half: int, release: bool) -> TimelineAccumulator:
-    accumulator = TimelineAccumulator(num_labels=2, smoothed=2, channels=2, step=10, half=half)
+    accumulator = TimelineAccumulator(num_labels=2, num_genders=0, embedding_dim=0, step=10, half=half)
     for index, ((start, end), values) in enumerate(WINDOWS):
         last = index == len(WINDOWS) - 1
         next_start = WINDOWS[index + 1][0][0] if not last else 100
-        accumulator.add(start, end, 0, next_start if release else 0, 100 if last else -1, np.array(values))
+        accumulator.add(
+            start, end, 0, next_start if release else 0, 100 if last else None, ClipScores(np.array(values))
+        )
     return accumulator
 
 
@@ -231,24 +230,13 @@ def test_smoothing_moves_a_boundary_hand_computed():
 
 
 def test_result_in_seconds_and_no_speech():
-    outputs = [
-        {
-            "start": s / RATE,
-            "end": e / RATE,
-            "region_start": 0.0,
-            "release": 0.0,
-            "scores": np.array(v),
-            "region_end": None,
-            "kind": "window",
-        }
-        for (s, e), v in WINDOWS
-    ]
-    outputs[-1]["region_end"] = 100 / RATE
+    outputs = [(Chunk("window", s, e, RATE, 0, 0, None), ClipScores(np.array(v))) for (s, e), v in WINDOWS]
+    outputs[-1] = (Chunk("window", *WINDOWS[-1][0], RATE, 0, 0, 100), outputs[-1][1])
     settings = TimelineSettings(smoothing_s=0.0)
     # the overall scores: the spans' duration-weighted mean (2 s and 1 s), not the windows'
     spans = [span_output(0.0, 2.0, [0.9, 0.1]), span_output(3.0, 4.0, [0.0, 1.0])]
     # steps of 20 ms: the four windows of 40 samples all fall in the first step of the region
-    result = timeline_result(outputs + spans, ["calm", "angry"], None, settings, RATE, return_segments=True)
+    result = scored_result(outputs + spans, ["calm", "angry"], None, settings, return_segments=True)
     assert set(result) == {"scores", "segments", "speech"} and result["speech"] is True
     assert [(s["start"], s["end"], s["label"]) for s in result["segments"]] == [(0.0, 100 / RATE, "calm")]
     assert [(entry["label"], entry["score"]) for entry in result["scores"]] == [
@@ -256,11 +244,11 @@ def test_result_in_seconds_and_no_speech():
         ("angry", pytest.approx(0.4)),
     ]
     # no speech: the whole input scored, no segments
-    whole = [span_output(0.0, 5.0, [0.3, 0.7], kind="whole") | {"gender": np.array([0.8, 0.2])}]
-    empty = timeline_result(whole, ["calm", "angry"], ["f", "m"], settings, RATE, return_segments=True)
+    whole = [span_output(0.0, 5.0, [0.3, 0.7], kind="whole", gender=[0.8, 0.2])]
+    empty = scored_result(whole, ["calm", "angry"], ["f", "m"], settings, return_segments=True)
     assert empty["segments"] == [] and empty["speech"] is False
     assert [entry["label"] for entry in empty["scores"]] == ["angry", "calm"] and empty["gender"][0]["label"] == "f"
-    assert [entry["label"] for entry in timeline_result(whole, ["calm", "angry"], None, settings, RATE)] == [
+    assert [entry["label"] for entry in scored_result(whole, ["calm", "angry"], None, settings)] == [
         "angry",
         "calm",
     ]

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from gemo_clap.modeling import pipeline_gemo_clap, vad_gemo_clap
+from gemo_clap.modeling import driver_gemo_clap, vad_gemo_clap
 from timeline_helpers import EnergyVad, silence, tone
 
 from gemo_clap.cli import main
@@ -41,7 +41,7 @@ def ml_checkpoint(tiny_checkpoint):
 def pipe(ml_checkpoint):
     """The pipeline of a tiny ML checkpoint with an energy-based speech detector (tones count as speech)."""
     classifier = load_classifier(str(ml_checkpoint), False)
-    classifier._vad = EnergyVad()
+    classifier.driver.vad = EnergyVad()
     return classifier
 
 
@@ -295,7 +295,7 @@ def test_a_missing_speech_detector_names_the_extra(ml_checkpoint, monkeypatch, t
 @pytest.fixture
 def energy_vad(monkeypatch):
     """`gemo-clap predict` with the energy-based detector (tones count as speech)."""
-    monkeypatch.setattr(pipeline_gemo_clap, "SileroVad", EnergyVad)
+    monkeypatch.setattr(driver_gemo_clap, "SileroVad", EnergyVad)
 
 
 def make_folder(root: Path) -> Path:
@@ -378,7 +378,7 @@ def test_predict_crash_leaves_no_half_written_file(ml_checkpoint, energy_vad, tm
         main(command)
     assert [path.name for path in out.rglob("*") if path.is_file()] == []  # nothing half-written, nothing staged
     monkeypatch.undo()
-    monkeypatch.setattr(pipeline_gemo_clap, "SileroVad", EnergyVad)
+    monkeypatch.setattr(driver_gemo_clap, "SileroVad", EnergyVad)
     assert main(command) == 0
     assert sorted(path.name for path in out.rglob("*") if path.is_file()) == ["a.wav.json", "a.wav.png", "summary.csv"]
 

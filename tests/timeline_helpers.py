@@ -9,7 +9,11 @@ FRAME = 512
 
 
 class EnergyVad:
-    """A stand-in for `SileroVad`: a frame is speech (0.9) when its RMS exceeds 0.01, else 0.05."""
+    """A stand-in for `SileroVad` (taking its optional model path): a frame is speech (0.9) when its RMS exceeds
+    0.01, else 0.05."""
+
+    def __init__(self, path=None):
+        pass
 
     def stream(self):
         return EnergyStream()
@@ -45,3 +49,12 @@ def tone(seconds: float, frequency: float = 220.0) -> np.ndarray:
 
 def silence(seconds: float) -> np.ndarray:
     return np.zeros(round(seconds * RATE), dtype=np.float32)
+
+
+def scored_result(scored, labels, gender_labels, settings, **flags):
+    """`ZeroShotDriver.result` of `(Chunk, ClipScores)` pairs at `RATE` (a model of 14 s), for `labels` (and
+    `gender_labels`, or None) and the output `flags` (`return_segments`, ...)."""
+    from gemo_clap.modeling.driver_gemo_clap import CallOptions, Prompts, ZeroShotDriver
+
+    prompts = Prompts(list(labels), "{}", None if gender_labels is None else (list(gender_labels), "{}"))
+    return ZeroShotDriver(RATE, 14.0, lambda *_: prompts).result(scored, CallOptions(prompts, settings, **flags))
