@@ -191,8 +191,8 @@ class ZeroShotDriver:
             options.get("chunk_length_s"),
             **{name: options.get(name) for name in VAD_OPTIONS},
         )
-        if settings.segmentation == "vad":
-            self.vad  # noqa: B018 (a missing silero-vad is reported before any input is read)
+        if settings.segmentation == "vad" and self._vad is None:
+            self._vad = SileroVad(self.vad_path)  # a missing silero-vad is reported before any input is read
         return CallOptions(prompts, settings, **{name: bool(options.get(name)) for name in OUTPUT_OPTIONS})
 
     def chunks(self, audio: Any, settings: TimelineSettings) -> Iterator[tuple[Chunk, np.ndarray]]:
