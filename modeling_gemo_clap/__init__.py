@@ -15,6 +15,7 @@ else:
     from transformers import AutoConfig, AutoModel, AutoProcessor
 
     from .audio_tower_gemo_clap import AUDIO_TOWERS, AudioTower, audio_tower
+    from .choices_gemo_clap import VARIANTS, Variant, register_variant
     from .configuration_gemo_clap import (
         DEFAULT_EMOTION_LABELS,
         DEFAULT_GENDER_LABELS,
@@ -22,14 +23,11 @@ else:
         GEmoClapConfig,
     )
     from .loss_gemo_clap import (
-        VARIANTS,
         GEmoClapLoss,
         LossInputs,
-        Variant,
         emo_clap_loss,
         kl_contrastive_loss,
         ml_gemo_clap_loss,
-        register_variant,
         same_label_matrix,
         sl_gemo_clap_loss,
     )

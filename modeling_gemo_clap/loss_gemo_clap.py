@@ -3,20 +3,19 @@
 Every loss compares the audio-to-text and text-to-audio similarity logits of a batch with a ground-truth
 matrix built from the batch's labels: KL(target || softmax(logits)) per row, averaged over rows and over
 the two directions. All variant losses take one signature, `loss(inputs: LossInputs, alpha, target_normalisation)`,
-and `VARIANTS` says per variant what it needs; `GEmoClapLoss` builds the inputs from embeddings, gathering them
-over processes (as open_clip's `gather_features`) so the similarity matrix spans the global batch.
+and the variant table (`choices_gemo_clap.VARIANTS`) says per variant which one it uses and what it needs;
+`GEmoClapLoss` builds the inputs from embeddings, gathering them over processes (as open_clip's `gather_features`) so the similarity matrix spans the global batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import distributed as dist
 from torch.nn import functional as F
 
-TARGET_NORMALISATIONS = ("softmax", "row")
+from .choices_gemo_clap import TARGET_NORMALISATIONS, VARIANTS
 
 
 def same_label_matrix(labels: torch.Tensor) -> torch.Tensor:
@@ -108,72 +107,6 @@ def ml_gemo_clap_loss(inputs: LossInputs, alpha: float, target_normalisation: st
     return alpha * emotion_loss + (1 - alpha) * gender_loss
 
 
-@dataclass(frozen=True)
-class Variant:
-    """One GEmo-CLAP objective: its loss and what it needs.
-
-    Args:
-        name: the config value (`GEmoClapConfig.variant`).
-        title: its name in the paper and on model cards.
-        description: a sentence for the model card.
-        loss: `loss(inputs: LossInputs, alpha, target_normalisation) -> scalar`.
-        alpha_field: the config field holding its weight `alpha` (None: it has none).
-        needs_gender_labels: the ground truth uses each utterance's gender.
-        needs_gender_prompts: it also trains against one gender prompt per utterance (and so can predict gender).
-    """
-
-    name: str
-    title: str
-    description: str
-    loss: Callable[[LossInputs, float, str], torch.Tensor]
-    alpha_field: str | None = None
-    needs_gender_labels: bool = False
-    needs_gender_prompts: bool = False
-
-
-VARIANTS: dict[str, Variant] = {}
-
-
-def register_variant(variant: Variant) -> Variant:
-    """Add (or replace) a variant in the table every caller reads: config validation, model, training, reports, card."""
-    VARIANTS[variant.name] = variant
-    return variant
-
-
-register_variant(
-    Variant(
-        "emo",
-        "Emo-CLAP",
-        "Emo-CLAP is the emotion-only baseline of Pan et al. (2023): the contrastive targets pair each clip with the"
-        " prompts of its emotion.",
-        emo_clap_loss,
-    )
-)
-register_variant(
-    Variant(
-        "sl",
-        "SL-GEmo-CLAP",
-        "SL-GEmo-CLAP is the soft-label GEmo-CLAP of Pan et al. (2023): the contrastive targets are soft labels that"
-        " combine emotion agreement with gender agreement between clips.",
-        sl_gemo_clap_loss,
-        alpha_field="sl_alpha",
-        needs_gender_labels=True,
-    )
-)
-register_variant(
-    Variant(
-        "ml",
-        "ML-GEmo-CLAP",
-        "ML-GEmo-CLAP is the multi-task GEmo-CLAP of Pan et al. (2023): an emotion contrastive loss and a gender"
-        " contrastive loss are trained together on the shared audio encoder.",
-        ml_gemo_clap_loss,
-        alpha_field="ml_alpha",
-        needs_gender_labels=True,
-        needs_gender_prompts=True,
-    )
-)
-
-
 class _GatherWithGradient(torch.autograd.Function):
     """`all_gather` whose backward hands each process the summed gradient of its own slice."""
 
@@ -218,6 +151,8 @@ class GEmoClapLoss:
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {tuple(VARIANTS)}, got {variant!r}")
         self.variant, self.alpha, self.target_normalisation = VARIANTS[variant], alpha, target_normalisation
+        loss = self.variant.loss
+        self.variant_loss = loss if callable(loss) else globals()[loss]  # a shipped variant names its function
         self.gather = gather and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
     @classmethod
@@ -227,13 +162,9 @@ class GEmoClapLoss:
         alpha = getattr(config, variant.alpha_field) if variant and variant.alpha_field else 1.0
         return cls(config.variant, alpha, config.target_normalisation, gather)
 
-    def __call__(self, *args, **kwargs) -> torch.Tensor:
-        """The loss of `loss_inputs(*args, **kwargs)` (embeddings, logit scales and labels)."""
-        return self.loss(self.loss_inputs(*args, **kwargs))
-
     def loss(self, inputs: LossInputs) -> torch.Tensor:
         """The variant's loss of a batch's logits and labels."""
-        return self.variant.loss(inputs, self.alpha, self.target_normalisation)
+        return self.variant_loss(inputs, self.alpha, self.target_normalisation)
 
     def loss_inputs(
         self,
