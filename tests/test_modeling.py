@@ -5,8 +5,16 @@ import math
 
 import pytest
 import torch
-from gemo_clap.modeling import GEmoClapModel, GEmoClapProcessor, LossInputs, ml_gemo_clap_loss, sl_gemo_clap_loss
+from gemo_clap.modeling import (
+    GEmoClapLoss,
+    GEmoClapModel,
+    GEmoClapProcessor,
+    LossInputs,
+    ml_gemo_clap_loss,
+    sl_gemo_clap_loss,
+)
 from gemo_clap.train.towers import build_model_and_processor
+from gemo_clap.train.training_model import GEmoClapTrainingModel, contrastive_loss
 from transformers import AutoModel
 from transformers.models.wavlm.modeling_wavlm import WavLMModel
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
@@ -117,6 +125,22 @@ def test_the_feature_methods_give_the_forwards_outputs(built, clips):
     assert torch.equal(model.project_audio(pooled), audio_embeds) and torch.equal(output.audio_embeds, audio_embeds)
     assert torch.equal(output.text_embeds, text_embeds)
     assert torch.equal(output.logits_per_audio, model.similarity_logits(audio_embeds, text_embeds)[0])
+
+
+@pytest.mark.parametrize("variant", ["emo", "sl", "ml"])
+def test_the_training_model_gives_the_forwards_features_and_loss(built, clips, variant):
+    """What the training loop runs (`GEmoClapTrainingModel`, the loss applied to its features) computes what the
+    Hub model's `forward` computes with `return_loss`."""
+    model, processor = built("wavlm", variant=variant, projection_dim=PROJECTION_DIM, sl_alpha=0.3, ml_alpha=0.7)
+    batch = training_inputs(processor, clips, gender=variant != "emo")
+    with torch.no_grad():
+        output = model(**batch, return_loss=True)
+        features = GEmoClapTrainingModel(model)(batch)
+        loss = contrastive_loss(GEmoClapLoss.from_config(model.config), features, batch)
+    assert torch.equal(features.audio_embeds, output.audio_embeds)
+    assert torch.equal(features.text_embeds, output.text_embeds)
+    assert (features.gender_text_embeds is None) == (variant == "emo")
+    assert torch.equal(loss, output.loss)
 
 
 @pytest.mark.parametrize("variant", ["sl", "ml"])
@@ -432,7 +456,8 @@ def test_a_model_loads_and_runs_without_its_pipeline(tiny_checkpoint, make_clip,
     import gemo_clap.modeling
     import numpy as np
 
-    folder = tiny_checkpoint("wavlm", projection_dim=PROJECTION_DIM)
+    with torch.random.fork_rng():  # the session's later checkpoints keep the random weights they had
+        folder = tiny_checkpoint("wavlm", projection_dim=PROJECTION_DIM)
     np.save(tmp_path / "clip.npy", make_clip(1.0))
     code = Path(gemo_clap.modeling.__file__).parent
     command = [sys.executable, "-c", WITHOUT_THE_PIPELINE, str(code), str(folder), str(tmp_path), *PROMPTS]
