@@ -16,9 +16,10 @@ from datasets import load_from_disk
 from gemo_clap.modeling import GEmoClapLoss, GEmoClapModel
 from gemo_clap.train.collator import GEmoClapCollator
 from gemo_clap.train.config import TrainingConfig
+from gemo_clap.train.global_loss import contrastive_loss
 from gemo_clap.train.loop import train
 from gemo_clap.train.towers import build_model_and_processor
-from gemo_clap.train.training_model import FrozenPrompts, GEmoClapTrainingModel, contrastive_loss
+from gemo_clap.train.training_model import FrozenPrompts, GEmoClapTrainingModel
 from test_training import EMOTIONS, build_tiny_dataset, tiny_overrides
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

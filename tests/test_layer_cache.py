@@ -14,9 +14,10 @@ from gemo_clap.processing.audio import SAMPLING_RATE, decode_example_audio
 from gemo_clap.train.audio_cache import AudioFeatureCache
 from gemo_clap.train.collator import GEmoClapCollator
 from gemo_clap.train.config import TrainingConfig
+from gemo_clap.train.global_loss import contrastive_loss
 from gemo_clap.train.loop import train
 from gemo_clap.train.towers import build_model_and_processor
-from gemo_clap.train.training_model import GEmoClapTrainingModel, contrastive_loss
+from gemo_clap.train.training_model import GEmoClapTrainingModel
 from test_training import EMOTIONS, build_tiny_dataset, tiny_overrides
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -13,8 +13,9 @@ from gemo_clap.modeling import (
     ml_gemo_clap_loss,
     sl_gemo_clap_loss,
 )
+from gemo_clap.train.global_loss import contrastive_loss
 from gemo_clap.train.towers import build_model_and_processor
-from gemo_clap.train.training_model import GEmoClapTrainingModel, contrastive_loss
+from gemo_clap.train.training_model import GEmoClapTrainingModel
 from transformers import AutoModel
 from transformers.models.wavlm.modeling_wavlm import WavLMModel
 from transformers.models.whisper.modeling_whisper import WhisperEncoder

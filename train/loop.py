@@ -43,10 +43,11 @@ from .collator import GEmoClapCollator
 from .config import TRAINING_CONFIG_NAME, TrainingConfig
 from .data import FoldSplits, LengthGroupedSampler, fold_splits, load_built_dataset
 from .evaluation.zero_shot import pipeline_predictions, score, zero_shot_predictions
+from .global_loss import contrastive_loss
 from .lora import add_lora, merge_lora, mergeable
 from .standardisation import fit_audio_standardisation
 from .towers import build_model_and_processor
-from .training_model import FrozenPrompts, GEmoClapTrainingModel, contrastive_loss
+from .training_model import FrozenPrompts, GEmoClapTrainingModel
 
 logger = logging.getLogger(__name__)
 CHECKPOINT_PREFIX = "step_"
@@ -246,7 +247,7 @@ class _Run:
     splits: FoldSplits
     model: torch.nn.Module  # the prepared `GEmoClapTrainingModel` (DDP-wrapped with several processes)
     unwrapped: GEmoClapModel
-    criterion: GEmoClapLoss  # applied to the prepared model's features (over the global batch when gathering)
+    criterion: GEmoClapLoss  # applied to the prepared model's features (`contrastive_loss`)
     processor: GEmoClapProcessor
     optimizer: torch.optim.Optimizer
     scheduler: object
@@ -358,7 +359,7 @@ def _prepare(config: TrainingConfig, resume: bool, overwrite: bool) -> _Run:
         splits=splits,
         model=prepared_model,
         unwrapped=unwrapped,
-        criterion=GEmoClapLoss.from_config(unwrapped.config, gather=config.gather_global_batch),
+        criterion=GEmoClapLoss.from_config(unwrapped.config),
         processor=processor,
         optimizer=optimizer,
         scheduler=scheduler,
@@ -390,7 +391,7 @@ def _train_epoch(run: _Run, epoch: int, bar: tqdm) -> dict:
                 padded += int((batch["audio_attention_mask"] == 0).sum())
                 audio_frames += batch["audio_attention_mask"].numel()
             with accelerator.autocast():  # mixed precision covers the loss too, as in open_clip's loop
-                loss = contrastive_loss(run.criterion, model(batch), batch)
+                loss = contrastive_loss(run.criterion, model(batch), batch, config.gather_global_batch)
             accelerator.backward(loss)
             if accelerator.sync_gradients and config.max_grad_norm > 0:
                 accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)

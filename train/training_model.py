@@ -1,7 +1,8 @@
 """What the Accelerate loop prepares (and DDP wraps): `GEmoClapModel` run on a collated training batch, from the
 audio or from a frozen tower's cache (its pooled statistics, or a hidden state and the statistics below it), and
 from the prompts' tokens or from a frozen text tower's prompt states. It returns the features the loss compares;
-the loss is applied outside it, over the global batch (`contrastive_loss`), as open_clip applies `ClipLoss`."""
+the loss is applied outside it, over the global batch (`global_loss.contrastive_loss`), as open_clip applies
+`ClipLoss`."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import torch
 from torch import nn
 from transformers.utils import ModelOutput
 
-from ..modeling import GEmoClapLoss, GEmoClapModel
+from ..modeling import GEmoClapModel
 from ..modeling.modeling_gemo_clap import frame_statistics
 from .collator import GEmoClapCollator
 
@@ -123,18 +124,3 @@ class GEmoClapTrainingModel(nn.Module):
             logit_scale_audio=scale_audio,
             logit_scale_text=scale_text,
         )
-
-
-def contrastive_loss(
-    criterion: GEmoClapLoss, features: ContrastiveFeatures, batch: Mapping[str, torch.Tensor]
-) -> torch.Tensor:
-    """The variant's loss of a batch's features and labels (over the global batch when `criterion` gathers)."""
-    inputs = criterion.loss_inputs(
-        features.audio_embeds,
-        features.text_embeds,
-        (features.logit_scale_audio, features.logit_scale_text),
-        batch["emotion_labels"],
-        batch.get("gender_labels"),
-        features.gender_text_embeds,
-    )
-    return criterion.loss(inputs)
