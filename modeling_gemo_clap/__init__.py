@@ -3,8 +3,9 @@
 Importing this package registers the classes with the `transformers` Auto classes, so `save_pretrained` writes
 an `auto_map` and checkpoints load anywhere with `trust_remote_code=True`, and locally without it. Where torch is
 not installed (an ONNX deployment), only the torch-free modules can be imported from it: `audio_gemo_clap`,
-`timeline_gemo_clap` (the emotion timeline), `streaming_gemo_clap` (the timeline of live audio: `EmotionStream`) and
-`vad_gemo_clap` (speech detection with onnxruntime).
+`timeline_gemo_clap` (the emotion timeline), `streaming_gemo_clap` (the timeline of live audio: `EmotionStream`),
+`vad_gemo_clap` (speech detection with onnxruntime), `choices_gemo_clap` (variants, poolings, tower kinds) and
+`configuration_gemo_clap` (the configuration, with transformers).
 """
 
 try:
@@ -15,6 +16,7 @@ else:
     from transformers import AutoConfig, AutoModel, AutoProcessor
 
     from .audio_tower_gemo_clap import AUDIO_TOWERS, AudioTower, audio_tower
+    from .choices_gemo_clap import VARIANTS, Variant, register_variant
     from .configuration_gemo_clap import (
         DEFAULT_EMOTION_LABELS,
         DEFAULT_GENDER_LABELS,
@@ -22,14 +24,11 @@ else:
         GEmoClapConfig,
     )
     from .loss_gemo_clap import (
-        VARIANTS,
         GEmoClapLoss,
         LossInputs,
-        Variant,
         emo_clap_loss,
         kl_contrastive_loss,
         ml_gemo_clap_loss,
-        register_variant,
         same_label_matrix,
         sl_gemo_clap_loss,
     )

@@ -1,6 +1,7 @@
 """The audio towers GEmo-CLAP drives, one class per kind: how to build and load it, run it on a padded batch
 (hidden states and the mask of real frames), freeze its front end, and compute its input features one clip at
-a time. Adding a tower kind is one subclass registered in `AUDIO_TOWERS`."""
+a time. Adding a tower kind is one subclass of its `TowerKind` (the torch-free facts the configuration checks)
+registered in `AUDIO_TOWERS`."""
 
 from __future__ import annotations
 
@@ -13,16 +14,11 @@ from transformers import AutoModel
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from .audio_gemo_clap import pad_to_longest
+from .choices_gemo_clap import MEL_FRAMES_PER_SECOND, TowerKind, WaveformKind, WhisperKind, tower_kind
 
-MEL_FRAMES_PER_SECOND = 100  # Whisper: hop of 160 samples at 16 kHz
 
-
-class AudioTower:
-    """One kind of audio tower. `input_name`/`input_ndim` describe the model input the processor produces."""
-
-    model_types: tuple[str, ...] = ()
-    input_name: str = "input_values"
-    input_ndim: int = 2
+class AudioTower(TowerKind):
+    """How to drive one kind of audio tower (its facts: the `TowerKind` it derives from)."""
 
     @staticmethod
     def from_config(audio_config) -> nn.Module:
@@ -31,16 +27,6 @@ class AudioTower:
     @staticmethod
     def from_pretrained(name_or_path) -> nn.Module:
         return AutoModel.from_pretrained(name_or_path)
-
-    @staticmethod
-    def num_hidden_states(audio_config) -> int:
-        """Hidden states the tower yields: its input embeddings plus one per transformer layer."""
-        return audio_config.num_hidden_layers + 1
-
-    @staticmethod
-    def longest_input_seconds(audio_config) -> float | None:
-        """The longest input the tower can take (None: no limit of its own)."""
-        return None
 
     @staticmethod
     def layers(tower: nn.Module) -> nn.ModuleList:
@@ -82,10 +68,8 @@ class AudioTower:
         return {"input_values": features["input_values"], "audio_attention_mask": features["attention_mask"]}
 
 
-class WaveformTower(AudioTower):
+class WaveformTower(WaveformKind, AudioTower):
     """wav2vec2-family towers on raw 16 kHz waveforms (`input_values`)."""
-
-    model_types = ("wavlm", "wav2vec2", "hubert", "data2vec-audio")
 
 
 class _WhisperEncoderWeights(WhisperEncoder):
@@ -94,14 +78,10 @@ class _WhisperEncoderWeights(WhisperEncoder):
     _keys_to_ignore_on_load_unexpected = [r"^decoder\.", r"^proj_out\."]
 
 
-class WhisperTower(AudioTower):
+class WhisperTower(WhisperKind, AudioTower):
     """Whisper's encoder on log-mel `input_features`, run on inputs up to `max_audio_seconds`: the positional table
     is sliced to the input length and padded frames are masked out of attention, so a short clip is neither padded
     to 30 s nor changed by the padding of a batch."""
-
-    model_types = ("whisper",)
-    input_name = "input_features"
-    input_ndim = 3
 
     @staticmethod
     def from_config(audio_config) -> nn.Module:
@@ -113,14 +93,6 @@ class WhisperTower(AudioTower):
         encoder = _WhisperEncoderWeights.from_pretrained(name_or_path, key_mapping={r"^(model\.)?encoder\.": ""})
         encoder.__class__ = WhisperEncoder  # the plain encoder `from_config` builds
         return encoder
-
-    @staticmethod
-    def num_hidden_states(audio_config) -> int:
-        return audio_config.encoder_layers + 1
-
-    @staticmethod
-    def longest_input_seconds(audio_config) -> float:
-        return audio_config.max_source_positions * 2 / MEL_FRAMES_PER_SECOND  # 2 mel frames per position
 
     @staticmethod
     def layers(tower: nn.Module) -> nn.ModuleList:
@@ -181,8 +153,7 @@ AUDIO_TOWERS: dict[str, AudioTower] = {
 
 def audio_tower(model_type: str) -> AudioTower:
     """The adapter of an audio tower `model_type`; a clear error for kinds GEmo-CLAP does not drive."""
-    if model_type not in AUDIO_TOWERS:
-        raise ValueError(f"audio_config.model_type must be one of {tuple(AUDIO_TOWERS)}, got {model_type!r}")
+    tower_kind(model_type)  # raises for an unknown kind
     return AUDIO_TOWERS[model_type]
 
 

@@ -1,11 +1,11 @@
-"""GEmo-CLAP configuration."""
+"""GEmo-CLAP configuration (torch-free: it can be read where only transformers is installed)."""
 
 from __future__ import annotations
 
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-from .audio_tower_gemo_clap import audio_tower
+from .choices_gemo_clap import AUDIO_LAYER_POOLINGS, AUDIO_POOLINGS, TARGET_NORMALISATIONS, VARIANTS, tower_kind
 from .labels_gemo_clap import (
     DEFAULT_EMOTION_LABELS,
     DEFAULT_GENDER_LABELS,
@@ -14,11 +14,8 @@ from .labels_gemo_clap import (
     check_labels,
     check_template,
 )
-from .loss_gemo_clap import TARGET_NORMALISATIONS, VARIANTS
 
 DEFAULT_MAX_AUDIO_SECONDS = 14.0  # the paper's trim of IEMOCAP clips
-AUDIO_POOLINGS = ("mean", "statistics")
-AUDIO_LAYER_POOLINGS = ("last", "weighted_sum", "concatenate")
 # old name -> (new name, old value -> new value): settings of checkpoints and config files saved before a rename
 RENAMED_FIELDS = {
     "target": ("target_normalisation", None),
@@ -147,7 +144,7 @@ class GEmoClapConfig(PreTrainedConfig):
         dropout = self.projection_dropout
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
             raise ValueError(f"projection_dropout must be in [0, 1), got {dropout!r}")
-        longest = audio_tower(self.audio_config.model_type).longest_input_seconds(self.audio_config)
+        longest = tower_kind(self.audio_config.model_type).longest_input_seconds(self.audio_config)
         if longest is not None and self.max_audio_seconds > longest:
             raise ValueError(
                 f"max_audio_seconds must be <= {longest:g} for this {self.audio_config.model_type} encoder"
@@ -166,7 +163,7 @@ class GEmoClapConfig(PreTrainedConfig):
     @property
     def uses_spectrogram(self) -> bool:
         """Whether the audio tower takes log-mel `input_features` (Whisper) rather than raw `input_values`."""
-        return audio_tower(self.audio_config.model_type).input_name == "input_features"
+        return tower_kind(self.audio_config.model_type).input_name == "input_features"
 
 
 __all__ = ["GEmoClapConfig"]

@@ -3,20 +3,19 @@
 Every loss compares the audio-to-text and text-to-audio similarity logits of a batch with a ground-truth
 matrix built from the batch's labels: KL(target || softmax(logits)) per row, averaged over rows and over
 the two directions. All variant losses take one signature, `loss(inputs: LossInputs, alpha, target_normalisation)`,
-and `VARIANTS` says per variant what it needs; `GEmoClapLoss` builds the inputs from embeddings, gathering them
-over processes (as open_clip's `gather_features`) so the similarity matrix spans the global batch.
+and the variant table (`choices_gemo_clap.VARIANTS`) says per variant which one it uses and what it needs;
+`GEmoClapLoss` builds the inputs from embeddings and labels and applies the configured variant's loss (training
+gathers them over processes first: `gemo_clap.train.global_loss`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from torch import distributed as dist
 from torch.nn import functional as F
 
-TARGET_NORMALISATIONS = ("softmax", "row")
+from .choices_gemo_clap import TARGET_NORMALISATIONS, VARIANTS
 
 
 def same_label_matrix(labels: torch.Tensor) -> torch.Tensor:
@@ -108,132 +107,26 @@ def ml_gemo_clap_loss(inputs: LossInputs, alpha: float, target_normalisation: st
     return alpha * emotion_loss + (1 - alpha) * gender_loss
 
 
-@dataclass(frozen=True)
-class Variant:
-    """One GEmo-CLAP objective: its loss and what it needs.
-
-    Args:
-        name: the config value (`GEmoClapConfig.variant`).
-        title: its name in the paper and on model cards.
-        description: a sentence for the model card.
-        loss: `loss(inputs: LossInputs, alpha, target_normalisation) -> scalar`.
-        alpha_field: the config field holding its weight `alpha` (None: it has none).
-        needs_gender_labels: the ground truth uses each utterance's gender.
-        needs_gender_prompts: it also trains against one gender prompt per utterance (and so can predict gender).
-    """
-
-    name: str
-    title: str
-    description: str
-    loss: Callable[[LossInputs, float, str], torch.Tensor]
-    alpha_field: str | None = None
-    needs_gender_labels: bool = False
-    needs_gender_prompts: bool = False
-
-
-VARIANTS: dict[str, Variant] = {}
-
-
-def register_variant(variant: Variant) -> Variant:
-    """Add (or replace) a variant in the table every caller reads: config validation, model, training, reports, card."""
-    VARIANTS[variant.name] = variant
-    return variant
-
-
-register_variant(
-    Variant(
-        "emo",
-        "Emo-CLAP",
-        "Emo-CLAP is the emotion-only baseline of Pan et al. (2023): the contrastive targets pair each clip with the"
-        " prompts of its emotion.",
-        emo_clap_loss,
-    )
-)
-register_variant(
-    Variant(
-        "sl",
-        "SL-GEmo-CLAP",
-        "SL-GEmo-CLAP is the soft-label GEmo-CLAP of Pan et al. (2023): the contrastive targets are soft labels that"
-        " combine emotion agreement with gender agreement between clips.",
-        sl_gemo_clap_loss,
-        alpha_field="sl_alpha",
-        needs_gender_labels=True,
-    )
-)
-register_variant(
-    Variant(
-        "ml",
-        "ML-GEmo-CLAP",
-        "ML-GEmo-CLAP is the multi-task GEmo-CLAP of Pan et al. (2023): an emotion contrastive loss and a gender"
-        " contrastive loss are trained together on the shared audio encoder.",
-        ml_gemo_clap_loss,
-        alpha_field="ml_alpha",
-        needs_gender_labels=True,
-        needs_gender_prompts=True,
-    )
-)
-
-
-class _GatherWithGradient(torch.autograd.Function):
-    """`all_gather` whose backward hands each process the summed gradient of its own slice."""
-
-    @staticmethod
-    def forward(ctx, tensor: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        gathered = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
-        dist.all_gather(gathered, tensor.contiguous())
-        return tuple(gathered)
-
-    @staticmethod
-    def backward(ctx, *gradients: torch.Tensor) -> torch.Tensor:
-        stacked = torch.stack(gradients).contiguous()
-        dist.all_reduce(stacked)
-        return stacked[dist.get_rank()]
-
-
-def gather_batch(tensor: torch.Tensor) -> torch.Tensor:
-    """`tensor` (first dimension: this process's batch) concatenated over processes in rank order.
-
-    Gradients flow back to the local slice. Every process computes the same global loss, so the all-reduced
-    gradient of a slice is `world_size` times the single-process one, and the `1/world_size` of DDP's gradient
-    averaging makes the update exactly that of one process on the global batch. Batches may differ in size."""
-    sizes = [torch.zeros(1, dtype=torch.long, device=tensor.device) for _ in range(dist.get_world_size())]
-    dist.all_gather(sizes, torch.tensor([tensor.shape[0]], device=tensor.device))
-    sizes = [int(size) for size in sizes]
-    padded = F.pad(tensor, [0, 0] * (tensor.ndim - 1) + [0, max(sizes) - tensor.shape[0]])
-    if tensor.requires_grad:
-        pieces = _GatherWithGradient.apply(padded)
-    else:
-        pieces = [torch.empty_like(padded) for _ in sizes]
-        dist.all_gather(pieces, padded.contiguous())
-    return torch.cat([piece[:size] for piece, size in zip(pieces, sizes)])
-
-
 class GEmoClapLoss:
-    """The configured variant's loss from normalised embeddings (one prompt embedding per audio) and labels.
+    """The configured variant's loss from normalised embeddings (one prompt embedding per audio) and labels."""
 
-    With `gather=True` and several processes, embeddings and labels are first gathered from every process
-    (`gather_batch`), so the contrastive matrix spans the global batch, not each process's slice."""
-
-    def __init__(self, variant: str, alpha: float, target_normalisation: str = "softmax", gather: bool = False):
+    def __init__(self, variant: str, alpha: float, target_normalisation: str = "softmax"):
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {tuple(VARIANTS)}, got {variant!r}")
         self.variant, self.alpha, self.target_normalisation = VARIANTS[variant], alpha, target_normalisation
-        self.gather = gather and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+        loss = self.variant.loss
+        self.variant_loss = loss if callable(loss) else globals()[loss]  # a shipped variant names its function
 
     @classmethod
-    def from_config(cls, config, gather: bool = False) -> GEmoClapLoss:
+    def from_config(cls, config) -> GEmoClapLoss:
         """The loss of a `GEmoClapConfig` (variant, its alpha field, target normalisation)."""
         variant = VARIANTS.get(config.variant)
         alpha = getattr(config, variant.alpha_field) if variant and variant.alpha_field else 1.0
-        return cls(config.variant, alpha, config.target_normalisation, gather)
-
-    def __call__(self, *args, **kwargs) -> torch.Tensor:
-        """The loss of `loss_inputs(*args, **kwargs)` (embeddings, logit scales and labels)."""
-        return self.loss(self.loss_inputs(*args, **kwargs))
+        return cls(config.variant, alpha, config.target_normalisation)
 
     def loss(self, inputs: LossInputs) -> torch.Tensor:
         """The variant's loss of a batch's logits and labels."""
-        return self.variant.loss(inputs, self.alpha, self.target_normalisation)
+        return self.variant_loss(inputs, self.alpha, self.target_normalisation)
 
     def loss_inputs(
         self,
@@ -244,8 +137,7 @@ class GEmoClapLoss:
         gender_labels: torch.Tensor | None = None,
         gender_text_embeds: torch.Tensor | None = None,
     ) -> LossInputs:
-        """The logits and labels the loss compares (over the global batch when gathering), after checking that the
-        batch holds what the variant needs."""
+        """The logits and labels the loss compares, after checking that the batch holds what the variant needs."""
         batch, variant = audio_embeds.shape[0], self.variant
         if text_embeds.shape[0] != batch:
             raise ValueError(
@@ -257,11 +149,8 @@ class GEmoClapLoss:
             raise ValueError(f"variant {variant.name!r} needs gender_labels, one per audio ({batch})")
         if variant.needs_gender_prompts and (gender_text_embeds is None or gender_text_embeds.shape[0] != batch):
             raise ValueError(f"variant {variant.name!r} needs gender_input_ids (one gender prompt per audio)")
-        tensors = [audio_embeds, text_embeds, emotion_labels.reshape(-1), gender_labels, gender_text_embeds]
-        if self.gather:
-            tensors = [None if tensor is None else gather_batch(tensor) for tensor in tensors]
-        audio_embeds, text_embeds, emotion_labels, gender_labels, gender_text_embeds = tensors
-        inputs = LossInputs(*scaled_logits(audio_embeds, text_embeds, *logit_scales), emotion_labels, gender_labels)
+        logits = scaled_logits(audio_embeds, text_embeds, *logit_scales)
+        inputs = LossInputs(*logits, emotion_labels.reshape(-1), gender_labels)
         if gender_text_embeds is not None:
             inputs.gender_logits_per_audio, inputs.gender_logits_per_text = scaled_logits(
                 audio_embeds, gender_text_embeds, *logit_scales

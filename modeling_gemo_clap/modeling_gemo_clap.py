@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from difflib import get_close_matches
-from inspect import signature
 from pathlib import Path
 
 import torch
@@ -14,14 +13,12 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
+from transformers.dynamic_module_utils import custom_object_save
 from transformers.utils import ModelOutput
 
 from .audio_tower_gemo_clap import AudioTower, audio_tower
 from .configuration_gemo_clap import GEmoClapConfig
 from .loss_gemo_clap import GEmoClapLoss, scaled_logits
-
-# The pipeline is imported so that `save_pretrained` ships its file with the checkpoint's remote code.
-from .pipeline_gemo_clap import PIPELINE_TASK, GEmoClapZeroShotAudioClassificationPipeline
 
 STD_FLOOR = 1e-10  # variance floor under the square root of statistics pooling (finite gradients on silence)
 STANDARDISATION_FLOOR = 1e-4  # smallest standard deviation `audio_standardisation` divides by (constant features)
@@ -33,15 +30,14 @@ class GEmoClapOutput(ModelOutput):
     Outputs of [`GEmoClapModel`].
 
     Args:
-        loss: the variant's training loss (when labels are given and `return_loss` is not False).
+        loss: the variant's training loss of the batch (when labels are given and `return_loss` is not False).
         logits_per_audio: `[audio_batch, text_batch]` scaled cosine similarities, audio to text.
         logits_per_text: `[text_batch, audio_batch]` scaled cosine similarities, text to audio.
         audio_embeds / text_embeds: L2-normalised projected embeddings (text: one per prompt, or one per audio
             when `prompt_index` is given).
         logits_per_audio_gender / logits_per_text_gender: the same against the gender prompts ("ml").
         gender_text_embeds: L2-normalised embeddings of the gender prompts ("ml").
-        logit_scale_audio / logit_scale_text: the two inverse temperatures (returned, as open_clip does, so a loss
-            computed outside `forward`, e.g. over the global batch, keeps them in the graph DDP sees).
+        logit_scale_audio / logit_scale_text: the two inverse temperatures.
     """
 
     loss: torch.FloatTensor | None = None
@@ -141,14 +137,6 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         self.register_buffer("audio_statistics_std", torch.ones(shape) if standardised else None)
         self.logit_scale_a = nn.Parameter(torch.tensor(math.log(config.logit_scale_init)))
         self.logit_scale_t = nn.Parameter(torch.tensor(math.log(config.logit_scale_init)))
-        config.custom_pipelines = {
-            PIPELINE_TASK: {
-                "impl": f"pipeline_gemo_clap.{GEmoClapZeroShotAudioClassificationPipeline.__name__}",
-                "pt": ["AutoModel"],
-                "tf": [],
-                "type": "multimodal",
-            }
-        }
         self.post_init()
 
     @property
@@ -172,6 +160,27 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         config = GEmoClapConfig(audio_config=audio_model.config, text_config=text_model.config, **config_kwargs)
         config._attn_implementation = attention  # building the composite config reset the towers' choice to None
         return cls(config, audio_model=audio_model, text_model=text_model)
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
+        """`PreTrainedModel.save_pretrained`, with the zero-shot pipeline registered in the folder as transformers'
+        `Pipeline.save_pretrained` registers a custom pipeline: its code beside the model's and its entry in
+        config.json's `custom_pipelines`, so `pipeline(task, model=folder, trust_remote_code=True)` builds it."""
+        # imported here, at save time: loading or running a model never imports the pipeline (nor its VAD)
+        from .pipeline_gemo_clap import PIPELINE_TASK, GEmoClapZeroShotAudioClassificationPipeline
+
+        pipeline_class = GEmoClapZeroShotAudioClassificationPipeline
+        self.config.custom_pipelines = {
+            PIPELINE_TASK: {
+                "impl": f"{pipeline_class.__module__.rsplit('.', 1)[-1]}.{pipeline_class.__name__}",
+                "pt": ["AutoModel"],
+                "tf": [],
+                "type": "multimodal",
+            }
+        }
+        if kwargs.get("is_main_process", True):
+            os.makedirs(save_directory, exist_ok=True)
+            custom_object_save(pipeline_class, save_directory)
+        super().save_pretrained(save_directory, *args, **kwargs)
 
     # --------------------------------------------------------------------------------------------- freezing
     def freeze_audio_encoder(self) -> None:
@@ -235,19 +244,6 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         )
         return frame_statistics(torch.stack(states, dim=1), frame_mask)
 
-    def get_audio_layer_statistics_from(
-        self, audio_layer_input: torch.Tensor, audio_frame_mask: torch.Tensor, audio_lower_statistics: torch.Tensor
-    ) -> torch.Tensor:
-        """`get_audio_layer_statistics` from a cached hidden state: `audio_layer_input` `[batch, frames, hidden]` is
-        hidden state k (the input of layer k, 0-based; `audio_frame_mask` its real frames) and
-        `audio_lower_statistics` `[batch, k, 2, hidden]` the statistics of the states below it, so only layers k..
-        run (the top of a tower whose bottom k layers are frozen and cached)."""
-        start = audio_lower_statistics.shape[1]
-        upper = self.audio_tower.layer_states(self.audio_model, audio_layer_input, audio_frame_mask, start)
-        statistics = frame_statistics(torch.stack([audio_layer_input, *upper], dim=1), audio_frame_mask)
-        statistics = torch.cat([audio_lower_statistics.to(statistics.dtype), statistics], dim=1)
-        return statistics if self.config.pools_all_layers else statistics[:, -1:]
-
     def pool_audio_statistics(self, statistics: torch.Tensor) -> torch.Tensor:
         """The pooled audio vector from per-layer statistics `[batch, states, 2, hidden]`: the states the layer
         pooling reads (standardised when `audio_standardisation`), their means (`audio_pooling="mean"`) or means and
@@ -301,21 +297,9 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         input_values: torch.Tensor | None = None,
         input_features: torch.Tensor | None = None,
         audio_attention_mask: torch.Tensor | None = None,
-        audio_layer_statistics: torch.Tensor | None = None,
-        audio_layer_input: torch.Tensor | None = None,
-        audio_frame_mask: torch.Tensor | None = None,
-        audio_lower_statistics: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """L2-normalised projected audio embeddings `[batch, projection_dim]`, from the audio inputs, from
-        precomputed `audio_layer_statistics` (a frozen tower's cache) or from a cached hidden state
-        (`get_audio_layer_statistics_from`)."""
-        if audio_layer_statistics is None and audio_layer_input is not None:
-            audio_layer_statistics = self.get_audio_layer_statistics_from(
-                audio_layer_input, audio_frame_mask, audio_lower_statistics
-            )
-        if audio_layer_statistics is None:
-            audio_layer_statistics = self.get_audio_layer_statistics(input_values, input_features, audio_attention_mask)
-        return self.project_audio(self.pool_audio_statistics(audio_layer_statistics))
+        """L2-normalised projected audio embeddings `[batch, projection_dim]`."""
+        return self.project_audio(self.get_audio_pooled_output(input_values, input_features, audio_attention_mask))
 
     def project_audio(self, audio_pooled_output: torch.Tensor) -> torch.Tensor:
         """L2-normalised projections of pooled audio vectors: `[batch, projection_dim]`."""
@@ -350,6 +334,31 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         )
         return pooled.split([ids.shape[0] for ids, _ in prompts])
 
+    def get_prompt_features(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        prompt_index: torch.Tensor | None = None,
+        gender_input_ids: torch.Tensor | None = None,
+        gender_attention_mask: torch.Tensor | None = None,
+        gender_prompt_index: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Normalised embeddings of the emotion prompts and of the gender prompts (None without them), from one
+        text-tower pass; with `prompt_index` / `gender_prompt_index`, one row per audio (`embeddings[index]`)."""
+        prompts = [(input_ids, attention_mask)]
+        if gender_input_ids is not None:
+            prompts.append((gender_input_ids, gender_attention_mask))
+        pooled = self.get_prompt_pooled_outputs(prompts)
+        text_embeds = self.project_prompts(pooled[0], prompt_index)
+        if gender_input_ids is None:
+            return text_embeds, None
+        return text_embeds, self.project_prompts(pooled[1], gender_prompt_index)
+
+    def project_prompts(self, text_pooled_output: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+        """`project_text` of prompt states, then the rows `index` (one per audio; all of them when None)."""
+        embeddings = self.project_text(text_pooled_output)
+        return embeddings if index is None else embeddings[index]
+
     def get_label_embeddings(self, processor, labels: Sequence[str], template: str) -> torch.Tensor:
         """Normalised embeddings of one prompt per label (`template.format(label)`, e.g. "The emotion is sad."),
         tokenised with `processor` (this model's `GEmoClapProcessor` or tokenizer): `[len(labels), projection_dim]`."""
@@ -382,80 +391,30 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         gender_prompt_index: torch.Tensor | None = None,
         emotion_labels: torch.Tensor | None = None,
         gender_labels: torch.Tensor | None = None,
-        audio_pooled_output: torch.Tensor | None = None,
-        audio_layer_statistics: torch.Tensor | None = None,
-        audio_layer_input: torch.Tensor | None = None,
-        audio_frame_mask: torch.Tensor | None = None,
-        audio_lower_statistics: torch.Tensor | None = None,
-        text_pooled_output: torch.Tensor | None = None,
-        gender_text_pooled_output: torch.Tensor | None = None,
         return_loss: bool | None = None,
-        gather_global_batch: bool = False,
-        return_dict: bool | None = None,
-        **unknown,
     ) -> GEmoClapOutput:
         r"""
+        input_values / input_features: the processor's audio inputs (raw waveforms, or Whisper's log-mel frames).
         audio_attention_mask: 1 for real samples (or mel frames), 0 for padding; named apart from the text mask.
         input_ids / attention_mask: the tokenised prompts: one per candidate label at inference; in training one
             per audio ("The emotion is {label}."), or each distinct prompt once with `prompt_index` (`[batch]`, the
             row of each audio's prompt), which gives the same outputs with one text-tower pass per distinct prompt.
         gender_input_ids / gender_attention_mask / gender_prompt_index: the same for the gender prompts ("ml").
         emotion_labels / gender_labels: class indices per audio; build the ground-truth matrices of the loss.
-        audio_pooled_output: precomputed pooled audio vectors, used instead of the tower and the pooling.
-        audio_layer_statistics: precomputed `get_audio_layer_statistics` (a frozen tower's cache), used instead of
-            the tower.
-        audio_layer_input / audio_frame_mask / audio_lower_statistics: a cached hidden state of a tower whose bottom
-            layers are frozen, its real frames and the statistics of the states below it
-            (`get_audio_layer_statistics_from`), used instead of running those layers.
-        text_pooled_output / gender_text_pooled_output: precomputed `get_text_pooled_output` of the prompts (a frozen
-            text tower's), used instead of `input_ids` / `gender_input_ids` and the text tower.
-        return_loss: compute the loss (default: whenever `emotion_labels` is given).
-        gather_global_batch: under several processes, compute the loss over the embeddings of every process's batch
-            (gradients flow back to this one's slice), as one process would on the global batch; the logits
-            returned with the loss are then the global batch's.
+        return_loss: compute the loss of the batch (default: whenever `emotion_labels` is given).
         """
-        if unknown:
-            names = list(signature(self.forward).parameters)
-            hints = [
-                f"{name!r}"
-                + "".join(
-                    f" (did you mean {' or '.join(map(repr, m))}?)" for m in [get_close_matches(name, names, 2)] if m
-                )
-                for name in unknown
-            ]
-            raise TypeError(f"GEmoClapModel.forward got unexpected input(s): {', '.join(hints)}")
-        if input_ids is None and text_pooled_output is None:
+        if input_ids is None:
             raise ValueError("input_ids (the tokenised prompts) are required")
-        if audio_pooled_output is None:
-            audio_embeds = self.get_audio_features(
-                input_values,
-                input_features,
-                audio_attention_mask,
-                audio_layer_statistics,
-                audio_layer_input,
-                audio_frame_mask,
-                audio_lower_statistics,
-            )
-        else:
-            audio_embeds = self.project_audio(audio_pooled_output)
-        if text_pooled_output is None:
-            prompts = [(input_ids, attention_mask)]
-            if gender_input_ids is not None:
-                prompts.append((gender_input_ids, gender_attention_mask))
-            text_pooled_output, gender_text_pooled_output = (*self.get_prompt_pooled_outputs(prompts), None)[:2]
-        text_embeds = self.project_text(text_pooled_output)
-        gender_text_embeds = None if gender_text_pooled_output is None else self.project_text(gender_text_pooled_output)
-        if prompt_index is not None:
-            text_embeds = text_embeds[prompt_index]
-        if gender_text_embeds is not None and gender_prompt_index is not None:
-            gender_text_embeds = gender_text_embeds[gender_prompt_index]
-
+        audio_embeds = self.get_audio_features(input_values, input_features, audio_attention_mask)
+        text_embeds, gender_text_embeds = self.get_prompt_features(
+            input_ids, attention_mask, prompt_index, gender_input_ids, gender_attention_mask, gender_prompt_index
+        )
         scales = self.logit_scales()
         loss = None
         if return_loss is None:
             return_loss = emotion_labels is not None
         if return_loss:  # the loss and the logits it compares, computed once
-            criterion = GEmoClapLoss.from_config(self.config, gather=gather_global_batch)
+            criterion = GEmoClapLoss.from_config(self.config)
             inputs = criterion.loss_inputs(
                 audio_embeds, text_embeds, scales, emotion_labels, gender_labels, gender_text_embeds
             )

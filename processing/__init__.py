@@ -4,7 +4,7 @@ Columns: ``id``, ``audio`` (``Audio(sampling_rate=16000, decode=False)``: 16-bit
 [`decode_example_audio`]), ``emotion`` and ``gender`` (``ClassLabel``), ``speaker``, ``fold`` (1..K), ``duration``.
 """
 
-from .audio import SAMPLING_RATE, AudioDecodeError, decode_example_audio, encode_wav, load_audio
+from .audio import SAMPLING_RATE, AudioDecodeError, decode_example_audio, encode_wav
 from .builder import (
     BuildReport,
     build_corpus,
@@ -41,7 +41,6 @@ __all__ = [
     "decode_example_audio",
     "encode_wav",
     "format_summary",
-    "load_audio",
     "parse_label_map",
     "push_dataset",
     "save_dataset",

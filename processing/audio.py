@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import io
-from pathlib import Path
 
 import numpy as np
 import soundfile as sf
@@ -14,16 +13,7 @@ from ..modeling.timeline_gemo_clap import trim_to_speech
 from ..modeling.vad_gemo_clap import SileroVad
 
 SAMPLING_RATE = 16000
-__all__ = ["SAMPLING_RATE", "AudioDecodeError", "decode_example_audio", "encode_wav", "load_audio"]
-
-
-def load_audio(
-    source: str | Path | bytes, sampling_rate: int = SAMPLING_RATE, max_seconds: float | None = None
-) -> np.ndarray:
-    """Decode ``source`` (a file path or encoded bytes) to float32 mono at ``sampling_rate`` (the first ``max_seconds``
-    when given): [`read_audio`] of the model's audio helpers. Raises [`AudioDecodeError`] naming the file when it is
-    missing, a folder, unreadable or empty."""
-    return read_audio(source, sampling_rate, max_seconds)
+__all__ = ["SAMPLING_RATE", "AudioDecodeError", "decode_example_audio", "encode_wav"]
 
 
 def encode_wav(array: np.ndarray, sampling_rate: int = SAMPLING_RATE) -> bytes:
@@ -44,9 +34,9 @@ def decode_example_audio(value: dict, sampling_rate: int = SAMPLING_RATE, speech
     """Float32 mono signal of an ``audio`` column value ``{"bytes": ..., "path": ...}`` (bytes win over path); with
     ``speech_only``, from its first speech to its last (`trim_to_speech`, as the pipeline's speech spans)."""
     if value.get("bytes") is not None:
-        array = load_audio(value["bytes"], sampling_rate)
+        array = read_audio(value["bytes"], sampling_rate)
     elif value.get("path") is not None:
-        array = load_audio(value["path"], sampling_rate)
+        array = read_audio(value["path"], sampling_rate)
     else:
         raise AudioDecodeError("audio value without 'bytes' or 'path'", repr(sorted(value)))
     return trim_to_speech(array, sampling_rate, speech_detector()) if speech_only else array

@@ -17,9 +17,9 @@ import datasets
 import numpy as np
 
 from ..atomic import atomic_path
-from ..modeling.audio_gemo_clap import MIN_SECONDS, InvalidAudio, validate_audio
+from ..modeling.audio_gemo_clap import MIN_SECONDS, InvalidAudio, read_audio, validate_audio
 from ..modeling.configuration_gemo_clap import DEFAULT_MAX_AUDIO_SECONDS as DEFAULT_MAX_SECONDS
-from .audio import SAMPLING_RATE, AudioDecodeError, encode_wav, load_audio, out_of_range, peak_normalise
+from .audio import SAMPLING_RATE, AudioDecodeError, encode_wav, out_of_range, peak_normalise
 from .corpora import CORPORA, corpus_spec, scan_corpus
 from .folds import with_speaker_folds
 from .label_maps import LabelMap, apply_label_map, parse_label_map
@@ -63,7 +63,7 @@ def _usable_audio(path: str, max_seconds: float | None, min_seconds: float, log)
     """The decoded, validated signal of one file, or None after logging why it is left out. Float files holding
     samples beyond [-1, 1] are peak-normalised (16-bit storage would clip them) and logged as such."""
     try:
-        array = validate_audio(load_audio(path, SAMPLING_RATE, max_seconds), SAMPLING_RATE, path, min_seconds)
+        array = validate_audio(read_audio(path, SAMPLING_RATE, max_seconds), SAMPLING_RATE, path, min_seconds)
     except (AudioDecodeError, InvalidAudio) as error:
         detail = error.detail if isinstance(error, AudioDecodeError) else str(error)
         log.write(json.dumps({"kind": "skipped", "source": path, "reason": error.reason, "detail": detail}) + "\n")

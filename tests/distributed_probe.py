@@ -54,7 +54,7 @@ def main() -> int:
             collated.extend(example["id"] for example in examples if "id" in example)
             return super().__call__(examples)
 
-    variant_loss = GEmoClapLoss.loss  # the model computes the loss in its forward
+    variant_loss = GEmoClapLoss.loss  # the loop applies it to the training model's features
 
     def recording_loss(criterion, inputs):
         loss = variant_loss(criterion, inputs)

@@ -106,3 +106,55 @@ def test_invalid_field_raises_value_error_naming_it(kwargs, field):
 def test_alpha_bounds_are_inclusive(alpha):
     config = GEmoClapConfig(sl_alpha=alpha, ml_alpha=alpha)
     assert config.sl_alpha == alpha and config.ml_alpha == alpha
+
+
+TORCH_BLOCKED = """
+import json, sys
+sys.modules["torch"] = None  # any `import torch` now fails
+from gemo_clap.modeling.configuration_gemo_clap import GEmoClapConfig
+
+whisper = json.loads(sys.argv[2])
+config = GEmoClapConfig(audio_config=whisper, text_config={"model_type": "bert", "hidden_size": 32}, variant="ml")
+config.save_pretrained(sys.argv[1])
+loaded = GEmoClapConfig.from_pretrained(sys.argv[1])
+errors = []
+for bad in ({"variant": "clip"}, {"target_normalisation": "rows"}, {"max_audio_seconds": 31.0}):
+    try:
+        GEmoClapConfig(audio_config=whisper, **bad)
+    except ValueError as error:
+        errors.append(str(error))
+try:
+    GEmoClapConfig(audio_config={"model_type": "bert"})
+except ValueError as error:
+    errors.append(str(error))
+print(json.dumps({
+    "facts": [loaded.variant, loaded.has_gender_prompts, loaded.uses_spectrogram, loaded.audio_config.encoder_layers],
+    "errors": errors,
+    "torch_modules": sorted(name for name, module in sys.modules.items() if name.startswith("torch") and module),
+}))
+"""
+
+
+def test_the_configuration_needs_no_torch(tmp_path):
+    """Where torch cannot be imported, the configuration still builds, validates, saves and loads (its facts come
+    from the torch-free `choices_gemo_clap`)."""
+    import json
+    import subprocess
+    import sys
+
+    completed = subprocess.run(
+        [sys.executable, "-c", TORCH_BLOCKED, str(tmp_path), json.dumps(TINY_WHISPER)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    report = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert report["facts"] == ["ml", True, True, 2]
+    assert report["torch_modules"] == []
+    assert [error.split(" must ")[0] for error in report["errors"]] == [
+        "variant",
+        "target_normalisation",
+        "max_audio_seconds",
+        "audio_config.model_type",
+    ]
+    assert "must be <= 30 for this whisper encoder" in report["errors"][2]

@@ -13,11 +13,13 @@ import numpy as np
 import pytest
 import torch
 from datasets import load_from_disk
-from gemo_clap.modeling import GEmoClapModel
-from gemo_clap.processing.collator import GEmoClapCollator
+from gemo_clap.modeling import GEmoClapLoss, GEmoClapModel
+from gemo_clap.train.collator import GEmoClapCollator
 from gemo_clap.train.config import TrainingConfig
-from gemo_clap.train.loop import FrozenPrompts, train
+from gemo_clap.train.global_loss import contrastive_loss
+from gemo_clap.train.loop import train
 from gemo_clap.train.towers import build_model_and_processor
+from gemo_clap.train.training_model import FrozenPrompts, GEmoClapTrainingModel
 from test_training import EMOTIONS, build_tiny_dataset, tiny_overrides
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -54,9 +56,10 @@ def test_frozen_prompt_states_give_the_towers_loss_and_gradients(tiny_encoders, 
     assert prompts.emotion.shape == (4, model.config.text_config.hidden_size) and prompts.gender.shape[0] == 2
 
     results = []
-    for inputs in (dict(batch), prompts.apply(dict(batch))):
+    criterion = GEmoClapLoss.from_config(model.config)
+    for training_model in (GEmoClapTrainingModel(model), GEmoClapTrainingModel(model, prompts)):
         model.zero_grad()
-        loss = model(**inputs).loss
+        loss = contrastive_loss(criterion, training_model(batch), batch)
         loss.backward()
         results.append((loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
     model.zero_grad()

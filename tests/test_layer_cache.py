@@ -8,14 +8,16 @@ import pytest
 import torch
 from accelerate import Accelerator
 from datasets import load_from_disk
-from gemo_clap.modeling import GEmoClapModel
+from gemo_clap.modeling import GEmoClapLoss, GEmoClapModel
 from gemo_clap.modeling.modeling_gemo_clap import frame_statistics
 from gemo_clap.processing.audio import SAMPLING_RATE, decode_example_audio
-from gemo_clap.processing.collator import GEmoClapCollator
 from gemo_clap.train.audio_cache import AudioFeatureCache
+from gemo_clap.train.collator import GEmoClapCollator
 from gemo_clap.train.config import TrainingConfig
+from gemo_clap.train.global_loss import contrastive_loss
 from gemo_clap.train.loop import train
 from gemo_clap.train.towers import build_model_and_processor
+from gemo_clap.train.training_model import GEmoClapTrainingModel
 from test_training import EMOTIONS, build_tiny_dataset, tiny_overrides
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -73,9 +75,10 @@ def test_cached_top_layers_give_the_uncached_loss_and_gradients(model_and_proces
     assert "input_features" not in cached and torch.equal(cached["emotion_labels"], uncached["emotion_labels"])
 
     results = []
+    criterion = GEmoClapLoss.from_config(model.config)
     for batch in (uncached, cached):
         model.zero_grad()
-        loss = model(**batch).loss
+        loss = contrastive_loss(criterion, GEmoClapTrainingModel(model)(batch), batch)
         loss.backward()
         gradients = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
         results.append((loss.item(), gradients))

@@ -5,8 +5,17 @@ import math
 
 import pytest
 import torch
-from gemo_clap.modeling import GEmoClapModel, LossInputs, ml_gemo_clap_loss, sl_gemo_clap_loss
+from gemo_clap.modeling import (
+    GEmoClapLoss,
+    GEmoClapModel,
+    GEmoClapProcessor,
+    LossInputs,
+    ml_gemo_clap_loss,
+    sl_gemo_clap_loss,
+)
+from gemo_clap.train.global_loss import contrastive_loss
 from gemo_clap.train.towers import build_model_and_processor
+from gemo_clap.train.training_model import GEmoClapTrainingModel
 from transformers import AutoModel
 from transformers.models.wavlm.modeling_wavlm import WavLMModel
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
@@ -101,19 +110,38 @@ def test_inference_against_candidate_prompts_has_no_loss(built, clips):
     assert output.logits_per_audio.shape == (2, 4) and output.logits_per_text.shape == (4, 2)
 
 
-def test_precomputed_pooled_output_gives_the_same_logits(built, clips):
+def test_the_feature_methods_give_the_forwards_outputs(built, clips):
+    """As in transformers' CLAP: `get_audio_features`, `get_text_features` and `similarity_logits` are the forward's
+    pieces (the pooled audio vector projected, the prompts' first-token states projected, scaled cosines)."""
     model, processor = built("wavlm", projection_dim=PROJECTION_DIM)
     inputs = processor(audio=clips, text=PROMPTS, sampling_rate=16000)
     with torch.no_grad():
+        output = model(**inputs)
         pooled = model.get_audio_pooled_output(
             inputs["input_values"], audio_attention_mask=inputs["audio_attention_mask"]
         )
-        direct = model(**inputs).logits_per_audio
-        cached = model(
-            input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], audio_pooled_output=pooled
-        )
+        audio_embeds = model.get_audio_features(inputs["input_values"], None, inputs["audio_attention_mask"])
+        text_embeds = model.get_text_features(inputs["input_ids"], inputs["attention_mask"])
     assert pooled.shape == (3, 64)
-    assert torch.equal(cached.logits_per_audio, direct)
+    assert torch.equal(model.project_audio(pooled), audio_embeds) and torch.equal(output.audio_embeds, audio_embeds)
+    assert torch.equal(output.text_embeds, text_embeds)
+    assert torch.equal(output.logits_per_audio, model.similarity_logits(audio_embeds, text_embeds)[0])
+
+
+@pytest.mark.parametrize("variant", ["emo", "sl", "ml"])
+def test_the_training_model_gives_the_forwards_features_and_loss(built, clips, variant):
+    """What the training loop runs (`GEmoClapTrainingModel`, the loss applied to its features) computes what the
+    Hub model's `forward` computes with `return_loss`."""
+    model, processor = built("wavlm", variant=variant, projection_dim=PROJECTION_DIM, sl_alpha=0.3, ml_alpha=0.7)
+    batch = training_inputs(processor, clips, gender=variant != "emo")
+    with torch.no_grad():
+        output = model(**batch, return_loss=True)
+        features = GEmoClapTrainingModel(model)(batch)
+        loss = contrastive_loss(GEmoClapLoss.from_config(model.config), features, batch)
+    assert torch.equal(features.audio_embeds, output.audio_embeds)
+    assert torch.equal(features.text_embeds, output.text_embeds)
+    assert (features.gender_text_embeds is None) == (variant == "emo")
+    assert torch.equal(loss, output.loss)
 
 
 @pytest.mark.parametrize("variant", ["sl", "ml"])
@@ -392,3 +420,52 @@ def test_short_whisper_path_equals_the_stock_encoder_on_a_random_tower(tiny_enco
         alone = model.get_audio_layer_statistics(**processor(audio=short, sampling_rate=16000))
         batched = model.get_audio_layer_statistics(**processor(audio=[short, long], sampling_rate=16000))
     torch.testing.assert_close(batched[0], alone[0], rtol=1e-5, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------------- layering
+
+WITHOUT_THE_PIPELINE = """
+import sys, types
+from pathlib import Path
+import numpy as np, torch
+
+code, checkpoint, work = map(Path, sys.argv[1:4])
+package = types.ModuleType("hub_code")  # the checkpoint's code files as one package, as remote code loads them
+package.__path__ = [str(code)]
+sys.modules["hub_code"] = package
+for name in ("pipeline_gemo_clap", "timeline_gemo_clap", "streaming_gemo_clap", "vad_gemo_clap"):
+    sys.modules[f"hub_code.{name}"] = None  # importing any of these fails
+from hub_code.modeling_gemo_clap import GEmoClapModel
+from hub_code.processing_gemo_clap import GEmoClapProcessor
+
+model = GEmoClapModel.from_pretrained(checkpoint).eval()
+processor = GEmoClapProcessor.from_pretrained(checkpoint)
+clips = [np.load(work / "clip.npy")]
+with torch.no_grad():
+    logits = model(**processor(audio=clips, text=sys.argv[4:], sampling_rate=16000)).logits_per_audio
+np.save(work / "logits.npy", logits.numpy())
+"""
+
+
+def test_a_model_loads_and_runs_without_its_pipeline(tiny_checkpoint, make_clip, tmp_path):
+    """The model's code imports the pipeline (and with it the timeline, the stream and the VAD) only when it saves a
+    folder: a checkpoint loads and computes its logits with those modules impossible to import."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import gemo_clap.modeling
+    import numpy as np
+
+    with torch.random.fork_rng():  # the session's later checkpoints keep the random weights they had
+        folder = tiny_checkpoint("wavlm", projection_dim=PROJECTION_DIM)
+    np.save(tmp_path / "clip.npy", make_clip(1.0))
+    code = Path(gemo_clap.modeling.__file__).parent
+    command = [sys.executable, "-c", WITHOUT_THE_PIPELINE, str(code), str(folder), str(tmp_path), *PROMPTS]
+    completed = subprocess.run(command, check=False, capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    model = GEmoClapModel.from_pretrained(folder).eval()
+    processor = GEmoClapProcessor.from_pretrained(folder)
+    with torch.no_grad():
+        expected = model(**processor(audio=[make_clip(1.0)], text=PROMPTS, sampling_rate=16000)).logits_per_audio
+    assert torch.equal(torch.from_numpy(np.load(tmp_path / "logits.npy")), expected)

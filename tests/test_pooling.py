@@ -10,6 +10,7 @@ import pytest
 import torch
 from gemo_clap.modeling import GEmoClapModel
 from gemo_clap.train.towers import build_model_and_processor
+from gemo_clap.train.training_model import audio_features
 
 LAYER_POOLINGS = ("last", "weighted_sum", "concatenate")
 OPTIONS = [(pooling, layers) for layers in LAYER_POOLINGS for pooling in ("mean", "statistics")]
@@ -105,7 +106,7 @@ def test_cached_statistics_give_the_tower_paths_embeddings(built, clips, pooling
     with torch.no_grad():
         statistics = model.get_audio_layer_statistics(**inputs)
         direct = model.get_audio_features(**inputs)
-        cached = model.get_audio_features(audio_layer_statistics=statistics)
+        cached = audio_features(model, {"audio_layer_statistics": statistics})
     states = model.config.audio_config.encoder_layers + 1 if layers != "last" else 1
     assert statistics.shape == (3, states, 2, model.config.audio_config.hidden_size)
     assert torch.equal(direct, cached)
@@ -115,7 +116,7 @@ def test_layer_weights_learn_from_cached_statistics(built, clips):
     model, processor = built("wavlm", "statistics", "weighted_sum")
     statistics = model.get_audio_layer_statistics(**processor(audio=clips, sampling_rate=16000)).detach()
     model.zero_grad()
-    model.get_audio_features(audio_layer_statistics=statistics).sum().backward()
+    audio_features(model, {"audio_layer_statistics": statistics}).sum().backward()
     assert model.audio_layer_weights.grad is not None and model.audio_layer_weights.grad.abs().sum() > 0
     model.zero_grad()
 
@@ -148,7 +149,7 @@ def test_pooling_every_layer_needs_every_layers_statistics(built, clips, layers)
     model, processor = built("wavlm", "mean", layers)
     last_only = torch.zeros(2, 1, 2, model.config.audio_config.hidden_size)
     with pytest.raises(ValueError, match=f"audio_layer_pooling='{layers}' needs all 3"):
-        model.get_audio_features(audio_layer_statistics=last_only)
+        model.pool_audio_statistics(last_only)
 
 
 def test_layer_weights_train_with_their_own_learning_rate(tiny_encoders, tmp_path):

@@ -1,4 +1,4 @@
-"""Audio decoding/encoding of gemo_clap.processing.audio."""
+"""Audio decoding/encoding of gemo_clap.processing.audio (files read with the model's `read_audio`)."""
 
 import io
 import pickle
@@ -6,15 +6,16 @@ import pickle
 import numpy as np
 import pytest
 import soundfile as sf
-from gemo_clap.processing.audio import AudioDecodeError, decode_example_audio, encode_wav, load_audio
+from gemo_clap.modeling.audio_gemo_clap import read_audio
+from gemo_clap.processing.audio import AudioDecodeError, decode_example_audio, encode_wav
 from iemocap_tree import tone
 
 
-def test_load_audio_resamples_48k_stereo_to_16k_mono(tmp_path):
+def test_read_audio_resamples_48k_stereo_to_16k_mono(tmp_path):
     left = tone(1.0, 440.0, sampling_rate=48000)
     path = tmp_path / "stereo.wav"
     sf.write(path, np.stack([left, 0.5 * left], axis=1), 48000, subtype="PCM_16")
-    array = load_audio(path)
+    array = read_audio(path, 16000)
     assert array.dtype == np.float32 and array.shape == (16000,)
     # channels averaged: peak 0.75 * 0.3
     assert np.abs(array).max() == pytest.approx(0.225, abs=0.01)
@@ -23,28 +24,28 @@ def test_load_audio_resamples_48k_stereo_to_16k_mono(tmp_path):
 
 
 @pytest.mark.parametrize("rate", [16000, 48000])
-def test_load_audio_keeps_first_max_seconds(tmp_path, rate):
+def test_read_audio_keeps_first_max_seconds(tmp_path, rate):
     path = tmp_path / "long.wav"
     sf.write(path, tone(3.0, 200.0, sampling_rate=rate), rate, subtype="PCM_16")
-    assert load_audio(path, max_seconds=1.25).shape == (20000,)
-    assert load_audio(path, max_seconds=10).shape == (48000,)
-    assert load_audio(path, sampling_rate=8000).shape == (24000,)
+    assert read_audio(path, 16000, max_seconds=1.25).shape == (20000,)
+    assert read_audio(path, 16000, max_seconds=10).shape == (48000,)
+    assert read_audio(path, 8000).shape == (24000,)
 
 
-def test_load_audio_errors_name_the_file(tmp_path):
+def test_read_audio_errors_name_the_file(tmp_path):
     with pytest.raises(AudioDecodeError, match=r"missing audio file: .*nowhere\.wav") as missing:
-        load_audio(tmp_path / "nowhere.wav")
+        read_audio(tmp_path / "nowhere.wav", 16000)
     assert missing.value.reason == "missing audio file"
     garbage = tmp_path / "garbage.wav"
     garbage.write_bytes(b"not audio at all")
     with pytest.raises(AudioDecodeError, match=r"unreadable audio file: .*garbage\.wav"):
-        load_audio(garbage)
+        read_audio(garbage, 16000)
     empty = tmp_path / "empty.wav"
     sf.write(empty, np.zeros(0, dtype=np.float32), 16000, subtype="PCM_16")
     with pytest.raises(AudioDecodeError, match=r"empty audio file: .*empty\.wav"):
-        load_audio(empty)
+        read_audio(empty, 16000)
     with pytest.raises(AudioDecodeError, match="unreadable audio file: <audio bytes>"):
-        load_audio(b"\x00\x01")
+        read_audio(b"\x00\x01", 16000)
 
 
 def test_audio_decode_error_survives_pickling():
@@ -68,5 +69,5 @@ def test_encode_wav_and_decode_example_audio_round_trip(tmp_path):
 
 
 def test_encode_wav_clips_out_of_range_values():
-    decoded = load_audio(encode_wav(np.array([2.0, -2.0, 0.5], dtype=np.float32), 16000))
+    decoded = read_audio(encode_wav(np.array([2.0, -2.0, 0.5], dtype=np.float32), 16000), 16000)
     np.testing.assert_allclose(decoded, [1.0, -1.0, 0.5], atol=1 / 32767)

@@ -18,8 +18,8 @@ from datasets import load_from_disk
 from gemo_clap.modeling import GEmoClapModel, GEmoClapProcessor
 from gemo_clap.processing.audio import SAMPLING_RATE, decode_example_audio
 from gemo_clap.processing.builder import build_corpus, save_dataset
-from gemo_clap.processing.collator import example_key
 from gemo_clap.processing.synthetic import generate_corpus
+from gemo_clap.train.audio_cache import example_key
 from gemo_clap.train.config import MODEL_SETTINGS, TrainingConfig
 from gemo_clap.train.data import fold_splits, load_built_dataset
 from gemo_clap.train.evaluation.cli_evaluate import evaluate_model
@@ -43,6 +43,22 @@ REMOTE_CODE = {
     "pipeline_gemo_clap.py",
 }
 EMOTIONS = ["angry", "happy", "sad", "neutral"]
+# `gemo-clap train ARGS...` whose loop is patched to SIGKILL its own process right after saving checkpoint STEP
+KILLED_AFTER_CHECKPOINT = """
+import os, signal, sys
+from gemo_clap.train import cli_train, loop
+
+step, sys.argv[1:] = int(sys.argv[1]), sys.argv[2:]
+save_checkpoint = loop._save_checkpoint
+
+def save_then_die(accelerator, output_dir, progress, keep):
+    save_checkpoint(accelerator, output_dir, progress, keep)
+    if progress.completed_steps == step:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+loop._save_checkpoint = save_then_die
+sys.exit(cli_train.main())
+"""
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -250,17 +266,21 @@ def test_resume_after_sigkill_mid_epoch_matches_an_uninterrupted_run(tiny_encode
     epoch's."""
     changes = dict(freeze="none", validation_fraction=0, checkpoint_every_steps=2, keep_checkpoints=2)
     resumed_dir, uninterrupted_dir = tmp_path / "resumed", tmp_path / "uninterrupted"
-    command = [
-        sys.executable,
-        "-m",
-        "gemo_clap.train.cli_train",
+    arguments = [
         "--output-dir",
         str(resumed_dir),
         *tiny_overrides(tiny_encoders("wavlm"), dataset_dir, resumed_dir, **changes),
     ]
-    env = {key: value for key, value in os.environ.items() if key != loop.FAULT_ENV} | {"OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "gemo_clap.train.cli_train", *arguments]
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
 
-    killed = subprocess.run(command, env={**env, loop.FAULT_ENV: "6"}, capture_output=True, text=True, timeout=600)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_AFTER_CHECKPOINT, "6", *arguments],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert sorted(path.name for path in (resumed_dir / "checkpoints").iterdir()) == ["step_00000004", "step_00000006"]
     assert not (resumed_dir / "test_results.json").exists()

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import gemo_clap.processing.collator as collator_module
 import gemo_clap.train.audio_cache as audio_cache_module
+import gemo_clap.train.collator as collator_module
 import gemo_clap.train.loop as loop
 import numpy as np
 import pytest
 import torch
 from datasets import load_from_disk
-from gemo_clap.processing.collator import GEmoClapCollator
+from gemo_clap.train.collator import GEmoClapCollator
 from gemo_clap.train.config import TrainingConfig
 from gemo_clap.train.data import LengthGroupedSampler, padding_fraction
 from gemo_clap.train.evaluation import metric_loading
@@ -123,7 +123,7 @@ class Counter:
         def build_and_hook(*args, **kwargs):
             model, processor = build(*args, **kwargs)
             model.audio_model.register_forward_pre_hook(self._tower)
-            model.register_forward_pre_hook(self._step)
+            model.audio_projection.register_forward_pre_hook(self._step)  # once per training step
             return model, processor
 
         patch.setattr(loop, "build_model_and_processor", build_and_hook)

@@ -83,7 +83,7 @@ def test_a_toy_variant_registered_in_the_table_trains_end_to_end(toy_variant, ti
 def test_a_misspelt_forward_input_is_an_error_not_a_missing_loss(tiny_encoders, make_clip):
     model, processor = build_model_and_processor(*tiny_encoders("wavlm"), projection_dim=16)
     inputs = processor(audio=[make_clip(0.5)], text=["The emotion is sad."], sampling_rate=16000)
-    with pytest.raises(TypeError, match=r"unexpected input\(s\): 'labels' \(did you mean .*'emotion_labels'"):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'labels'"):
         model(**inputs, labels=torch.tensor([2]))
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import datasets
 import torch
@@ -34,9 +35,14 @@ from ..atomic import atomic_path
 from ..modeling import GEmoClapModel, GEmoClapProcessor
 from ..modeling.modeling_gemo_clap import frame_statistics
 from ..processing.audio import SAMPLING_RATE, decode_example_audio
-from ..processing.collator import example_key
 
 LAYER_INPUT, LOWER_STATISTICS = "input", "lower"  # the two tensors of a layer-input entry: `<key>/input`, `<key>/lower`
+
+
+def example_key(example: dict[str, Any]) -> str:
+    """An utterance's cache key: its id and a hash of its audio bytes."""
+    audio_bytes = example["audio"].get("bytes") or str(example["audio"].get("path")).encode()
+    return f"{example['id']}:{hashlib.sha1(audio_bytes).hexdigest()[:12]}"
 
 
 def module_fingerprint(module: nn.Module) -> str:
@@ -207,3 +213,21 @@ class CachedLayerInputs(CachedSplit):
             "audio_lower_statistics": self.cache.tensor(f"{key}/{LOWER_STATISTICS}"),
             **self.labels(index),
         }
+
+
+def collate_cached(rows: list[dict[str, Any]]) -> dict[str, torch.Tensor] | None:
+    """The audio part of a batch of cache rows: `audio_layer_statistics` stacked (`CachedSplit`), or each
+    `audio_layer_input` padded to the longest with its `audio_frame_mask` and the `audio_lower_statistics` stacked
+    (`CachedLayerInputs`); None for rows that are not a cache's."""
+    if "audio_layer_statistics" in rows[0]:
+        return {"audio_layer_statistics": torch.stack([row["audio_layer_statistics"] for row in rows])}
+    if "audio_layer_input" in rows[0]:
+        states = [row["audio_layer_input"] for row in rows]
+        return {
+            "audio_layer_input": nn.utils.rnn.pad_sequence(states, batch_first=True),
+            "audio_frame_mask": nn.utils.rnn.pad_sequence(
+                [torch.ones(len(state), dtype=torch.long) for state in states], batch_first=True
+            ),
+            "audio_lower_statistics": torch.stack([row["audio_lower_statistics"] for row in rows]),
+        }
+    return None

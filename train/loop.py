@@ -3,8 +3,9 @@
 Training costs only what it must: with the audio tower frozen (`freeze=audio`) its pooled statistics are computed
 once per utterance (a cache shared by every fold and variant) and every epoch is served from them; otherwise the
 tower runs each batch, with batches of similar length when `group_by_length` is set. The text tower encodes each
-distinct prompt of a batch once. Under `accelerate launch` with several processes the contrastive loss spans the
-global batch (`gather_global_batch`, on by default), as one process would compute it.
+distinct prompt of a batch once. What Accelerate prepares (and DDP wraps) is `GEmoClapTrainingModel`, which turns a
+batch into features; the loss is applied to them outside it. Under `accelerate launch` with several processes it
+spans the global batch (`gather_global_batch`, on by default), as one process would compute it.
 
 Every `checkpoint_every_steps` optimiser steps, every `checkpoint_every_epochs` epochs and after the last one the
 full training state is saved with
@@ -20,8 +21,6 @@ import importlib.util
 import json
 import logging
 import math
-import os
-import signal
 import stat
 import time
 from dataclasses import asdict, dataclass, field
@@ -37,23 +36,24 @@ from transformers.utils import logging as hf_logging
 
 from ..atomic import atomic_path, check_folder_path, discard, remove, replace_with, staging_path
 from ..loading import classifier_of
-from ..modeling import VARIANTS, GEmoClapModel, GEmoClapProcessor
-from ..processing.collator import GEmoClapCollator
+from ..modeling import VARIANTS, GEmoClapLoss, GEmoClapModel, GEmoClapProcessor
 from .audio_cache import AudioFeatureCache
 from .augmentation import mask_frames, mix_statistics
+from .collator import GEmoClapCollator
 from .config import TRAINING_CONFIG_NAME, TrainingConfig
 from .data import FoldSplits, LengthGroupedSampler, fold_splits, load_built_dataset
 from .evaluation.zero_shot import pipeline_predictions, score, zero_shot_predictions
+from .global_loss import contrastive_loss
 from .lora import add_lora, merge_lora, mergeable
 from .standardisation import fit_audio_standardisation
 from .towers import build_model_and_processor
+from .training_model import FrozenPrompts, GEmoClapTrainingModel
 
 logger = logging.getLogger(__name__)
 CHECKPOINT_PREFIX = "step_"
 TRACKER_PROJECT = "gemo-clap"  # the trackers' folder inside the output folder
 HISTORY_FILE = "history.jsonl"  # one JSON line per epoch, for scripts (the console gets one line for a person)
 RUN_FILES = ("checkpoints", "model", TRAINING_CONFIG_NAME, "test_results.json", TRACKER_PROJECT, HISTORY_FILE)
-FAULT_ENV = "GEMO_CLAP_KILL_AFTER_CHECKPOINT"  # testing hook: SIGKILL the run right after saving this step
 
 
 @dataclass
@@ -127,8 +127,6 @@ def _save_checkpoint(accelerator: Accelerator, output_dir: Path, progress: Train
         for stale in checkpoints(output_dir)[:-keep]:
             remove(stale)
     accelerator.wait_for_everyone()
-    if os.environ.get(FAULT_ENV) == str(progress.completed_steps):
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _build_model(
@@ -239,32 +237,6 @@ def _cached_layer_input(config: TrainingConfig, model: GEmoClapModel) -> int | N
     return config.freeze_layers
 
 
-class FrozenPrompts:
-    """With `freeze_text`, the first-token text states of every emotion (and gender) prompt, computed once: each
-    batch's prompts are rows of these, so no step runs the text tower."""
-
-    def __init__(self, model: GEmoClapModel, collator: GEmoClapCollator):
-        was_training = model.training
-        model.eval()
-        with torch.no_grad():
-            self.emotion, self.gender = (
-                model.get_text_pooled_output(
-                    prompts.input_ids.to(model.device), prompts.attention_mask.to(model.device)
-                )
-                for prompts in (collator.emotion_prompts, collator.gender_prompts)
-            )
-        model.train(was_training)
-
-    def apply(self, batch: dict) -> dict:
-        """The batch with its prompts' token ids replaced by the states of all prompts, indexed by label."""
-        for prefix, states, labels in (("", self.emotion, "emotion_labels"), ("gender_", self.gender, "gender_labels")):
-            if f"{prefix}input_ids" in batch:
-                del batch[f"{prefix}input_ids"], batch[f"{prefix}attention_mask"]
-                batch[f"{prefix}text_pooled_output"] = states
-                batch[f"{prefix}prompt_index"] = batch[labels]
-        return batch
-
-
 @dataclass
 class _Run:
     """What the stages of one training run share."""
@@ -273,8 +245,9 @@ class _Run:
     output_dir: Path
     accelerator: Accelerator
     splits: FoldSplits
-    model: torch.nn.Module  # prepared (DDP-wrapped with several processes)
+    model: torch.nn.Module  # the prepared `GEmoClapTrainingModel` (DDP-wrapped with several processes)
     unwrapped: GEmoClapModel
+    criterion: GEmoClapLoss  # applied to the prepared model's features (`contrastive_loss`)
     processor: GEmoClapProcessor
     optimizer: torch.optim.Optimizer
     scheduler: object
@@ -282,7 +255,6 @@ class _Run:
     eval_loaders: dict[str, DataLoader]
     progress: TrainingProgress
     provenance: dict
-    frozen_prompts: FrozenPrompts | None
     steps_per_epoch: int
     best_weights: dict | None = None  # the best epoch's weights (on the CPU)
     unsaved: bool = False  # whether the model folder lags behind `best_weights`
@@ -294,7 +266,7 @@ class _Run:
     def predictions(self, split: str) -> dict:
         """Zero-shot scores of a split's utterances with the model as it stands."""
         outputs = zero_shot_predictions(
-            self.model,
+            self.unwrapped,
             self.processor,
             self.eval_loaders[split],
             self.accelerator,
@@ -358,7 +330,7 @@ def _prepare(config: TrainingConfig, resume: bool, overwrite: bool) -> _Run:
         fit_audio_standardisation(model, eval_loaders.pop("train_in_order"))
     else:
         eval_loaders.pop("train_in_order")
-    frozen_prompts = FrozenPrompts(model, collator) if config.freeze_text else None
+    training_model = GEmoClapTrainingModel(model, FrozenPrompts(model, collator) if config.freeze_text else None)
     optimizer = torch.optim.AdamW(  # fused: one kernel over all parameters (several times faster on a CPU)
         _parameter_groups(model, config), lr=config.learning_rate, weight_decay=config.weight_decay, fused=True
     )
@@ -370,7 +342,7 @@ def _prepare(config: TrainingConfig, resume: bool, overwrite: bool) -> _Run:
         num_training_steps=config.num_epochs * global_steps_per_epoch,
     )
     prepared_model, optimizer, train_loader, scheduler, *prepared = accelerator.prepare(
-        model, optimizer, train_loader, scheduler, *eval_loaders.values()
+        training_model, optimizer, train_loader, scheduler, *eval_loaders.values()
     )
     progress = TrainingProgress()
     accelerator.register_for_checkpointing(progress)
@@ -379,7 +351,7 @@ def _prepare(config: TrainingConfig, resume: bool, overwrite: bool) -> _Run:
         accelerator.print(f"resuming from {newest}")
         accelerator.load_state(str(newest))
     accelerator.init_trackers(TRACKER_PROJECT, config={k: str(v) for k, v in config.to_dict().items()})
-    unwrapped = accelerator.unwrap_model(prepared_model)
+    unwrapped = accelerator.unwrap_model(prepared_model).model
     return _Run(
         config=config,
         output_dir=output_dir,
@@ -387,6 +359,7 @@ def _prepare(config: TrainingConfig, resume: bool, overwrite: bool) -> _Run:
         splits=splits,
         model=prepared_model,
         unwrapped=unwrapped,
+        criterion=GEmoClapLoss.from_config(unwrapped.config),
         processor=processor,
         optimizer=optimizer,
         scheduler=scheduler,
@@ -394,7 +367,6 @@ def _prepare(config: TrainingConfig, resume: bool, overwrite: bool) -> _Run:
         eval_loaders=dict(zip(eval_loaders, prepared)),
         progress=progress,
         provenance=config.provenance(corpus=config.corpus or dataset.info.dataset_name or "custom"),
-        frozen_prompts=frozen_prompts,
         steps_per_epoch=math.ceil(len(train_loader) / config.gradient_accumulation_steps),  # this process's share
     )
 
@@ -413,14 +385,13 @@ def _train_epoch(run: _Run, epoch: int, bar: tqdm) -> dict:
         batches = accelerator.skip_first_batches(run.train_loader, progress.batches_done)
     started, padded, audio_frames = time.monotonic(), 0, 0
     for batch in batches:
-        if run.frozen_prompts is not None:
-            batch = run.frozen_prompts.apply(batch)
         batch = _augmented(run, batch, epoch)
         with accelerator.accumulate(model):
             if "audio_attention_mask" in batch:
                 padded += int((batch["audio_attention_mask"] == 0).sum())
                 audio_frames += batch["audio_attention_mask"].numel()
-            loss = model(**batch, return_loss=True, gather_global_batch=config.gather_global_batch).loss
+            with accelerator.autocast():  # mixed precision covers the loss too, as in open_clip's loop
+                loss = contrastive_loss(run.criterion, model(batch), batch, config.gather_global_batch)
             accelerator.backward(loss)
             if accelerator.sync_gradients and config.max_grad_norm > 0:
                 accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)

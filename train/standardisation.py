@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..modeling import GEmoClapModel
-from .evaluation.zero_shot import AUDIO_INPUTS
+from .training_model import audio_layer_statistics
 
 
 class RunningMoments:
@@ -44,18 +44,14 @@ def statistics_moments(batches: Iterable[torch.Tensor]) -> tuple[torch.Tensor, t
 
 @torch.no_grad()
 def fit_audio_standardisation(model: GEmoClapModel, loader: DataLoader) -> None:
-    """Measure the standardisation on the training split and set it on `model`: from cached statistics when the
-    loader serves them, else one pass of the audio tower (in eval mode, as the loop runs a frozen tower)."""
+    """Measure the standardisation on the training split and set it on `model`: from a frozen tower's cache when the
+    loader serves one, else one pass of the audio tower (in eval mode, as the loop runs a frozen tower)."""
     was_training = model.training
     model.eval()
 
-    def statistics() -> Iterable[torch.Tensor]:
-        for batch in loader:
-            if "audio_layer_statistics" in batch:
-                yield batch["audio_layer_statistics"]
-            else:
-                inputs = {name: batch[name].to(model.device) for name in AUDIO_INPUTS if name in batch}
-                yield model.get_audio_layer_statistics(**inputs)
-
-    model.set_audio_standardisation(*(moment.to(model.device) for moment in statistics_moments(statistics())))
+    batches = (
+        audio_layer_statistics(model, {name: value.to(model.device) for name, value in batch.items()})
+        for batch in loader
+    )
+    model.set_audio_standardisation(*(moment.to(model.device) for moment in statistics_moments(batches)))
     model.train(was_training)

@@ -1,10 +1,10 @@
-"""Batches built datasets for GEmo-CLAP: audio features (decoded audio through the processor, or a frozen tower's
-cached statistics), emotion/gender label tensors, and the label prompts: each distinct prompt of a batch once,
-with `prompt_index` giving each utterance's row, so the text tower runs once per distinct prompt."""
+"""Batches training rows for GEmo-CLAP: audio features (decoded audio through the processor, or the rows of a
+frozen tower's cache, collated by `collate_cached`), emotion/gender label tensors, and the label prompts: each
+distinct prompt of a batch once, with `prompt_index` giving each utterance's row, so the text tower runs once per
+distinct prompt."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,8 +12,9 @@ from typing import Any
 import torch
 
 from ..modeling import GEmoClapProcessor
-from ..modeling.labels_gemo_clap import DEFAULT_GENDER_LABELS
-from .audio import SAMPLING_RATE, decode_example_audio
+from ..modeling.labels_gemo_clap import DEFAULT_GENDER_LABELS, DEFAULT_GENDER_PROMPT_TEMPLATE, DEFAULT_PROMPT_TEMPLATE
+from ..processing.audio import SAMPLING_RATE, decode_example_audio
+from .audio_cache import collate_cached
 
 
 class LabelPrompts:
@@ -33,8 +34,8 @@ class LabelPrompts:
 
 @dataclass
 class GEmoClapCollator:
-    """Turns dataset rows (`id`, `audio` or `audio_layer_statistics`, `emotion`, `gender`) into
-    `GEmoClapModel.forward` inputs.
+    """Turns dataset rows (`id`, `audio`, `emotion`, `gender`) or the rows of a frozen tower's cache into the batches
+    `GEmoClapTrainingModel` takes (from audio rows: `GEmoClapModel.forward` inputs).
 
     Args:
         processor: the model's processor.
@@ -47,8 +48,8 @@ class GEmoClapCollator:
     processor: GEmoClapProcessor
     emotion_names: Sequence[str]
     gender_names: Sequence[str] = DEFAULT_GENDER_LABELS
-    prompt_template: str = "The emotion is {}."
-    gender_prompt_template: str = "The speaker is {}."
+    prompt_template: str = DEFAULT_PROMPT_TEMPLATE
+    gender_prompt_template: str = DEFAULT_GENDER_PROMPT_TEMPLATE
     with_gender_prompts: bool = False
     speech_only: bool = False
     emotion_prompts: LabelPrompts = field(init=False, repr=False)
@@ -59,18 +60,8 @@ class GEmoClapCollator:
         self.gender_prompts = LabelPrompts(self.processor, self.gender_names, self.gender_prompt_template)
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
-        if "audio_layer_statistics" in examples[0]:
-            batch = {"audio_layer_statistics": torch.stack([example["audio_layer_statistics"] for example in examples])}
-        elif "audio_layer_input" in examples[0]:  # a cached hidden state: padded to the longest, with its frame mask
-            states = [example["audio_layer_input"] for example in examples]
-            batch = {
-                "audio_layer_input": torch.nn.utils.rnn.pad_sequence(states, batch_first=True),
-                "audio_frame_mask": torch.nn.utils.rnn.pad_sequence(
-                    [torch.ones(len(state), dtype=torch.long) for state in states], batch_first=True
-                ),
-                "audio_lower_statistics": torch.stack([example["audio_lower_statistics"] for example in examples]),
-            }
-        else:
+        batch = collate_cached(examples)
+        if batch is None:
             audio = [decode_example_audio(example["audio"], speech_only=self.speech_only) for example in examples]
             batch = dict(self.processor(audio=audio, sampling_rate=SAMPLING_RATE))
         batch["emotion_labels"] = torch.tensor([example["emotion"] for example in examples], dtype=torch.long)
@@ -83,9 +74,3 @@ class GEmoClapCollator:
                 prompts = self.gender_prompts.select(batch["gender_labels"])
                 batch["gender_input_ids"], batch["gender_attention_mask"], batch["gender_prompt_index"] = prompts
         return batch
-
-
-def example_key(example: dict[str, Any]) -> str:
-    """An utterance's cache key: its id and a hash of its audio bytes."""
-    audio_bytes = example["audio"].get("bytes") or str(example["audio"].get("path")).encode()
-    return f"{example['id']}:{hashlib.sha1(audio_bytes).hexdigest()[:12]}"
