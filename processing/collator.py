@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from ..modeling import GEmoClapProcessor
-from ..modeling.labels_gemo_clap import DEFAULT_GENDER_LABELS
+from ..modeling.labels_gemo_clap import DEFAULT_GENDER_LABELS, DEFAULT_GENDER_PROMPT_TEMPLATE, DEFAULT_PROMPT_TEMPLATE
 from .audio import SAMPLING_RATE, decode_example_audio
 
 
@@ -47,8 +47,8 @@ class GEmoClapCollator:
     processor: GEmoClapProcessor
     emotion_names: Sequence[str]
     gender_names: Sequence[str] = DEFAULT_GENDER_LABELS
-    prompt_template: str = "The emotion is {}."
-    gender_prompt_template: str = "The speaker is {}."
+    prompt_template: str = DEFAULT_PROMPT_TEMPLATE
+    gender_prompt_template: str = DEFAULT_GENDER_PROMPT_TEMPLATE
     with_gender_prompts: bool = False
     speech_only: bool = False
     emotion_prompts: LabelPrompts = field(init=False, repr=False)

@@ -17,9 +17,9 @@ from app_server import EMODB, EMODB_CLIPS, conversation, serving
 pytest.importorskip("gradio", reason="the app needs gradio (pip install 'gemo-clap[app]')")
 playwright = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (pip install playwright)")
 
-from gemo_clap.app_model import load_model
-from gemo_clap.app_ui import build_app
-from gemo_clap.predict import predict_file
+from gemo_clap.app.model import load_model
+from gemo_clap.app.ui import build_app
+from gemo_clap.timeline.result import predict_file
 
 CHROMIUM = Path(os.environ.get("GEMO_CLAP_CHROMIUM", "/usr/bin/chromium"))
 SCREENSHOTS = Path(os.environ.get("GEMO_CLAP_SCREENSHOTS", Path(tempfile.gettempdir()) / "gemo-clap-app-screenshots"))

@@ -82,7 +82,7 @@ def test_evaluate_scores_a_long_clip_as_predict_does(cross_validation, tmp_path,
     from gemo_clap.train.evaluation.cli_evaluate import evaluate_model
 
     from gemo_clap.loading import load_classifier
-    from gemo_clap.predict import predict_file
+    from gemo_clap.timeline.result import predict_file
 
     _, out, _ = cross_validation
     model = out / "sl" / "fold_2" / "model"

@@ -16,6 +16,7 @@ import pytest
 import torch
 from datasets import load_from_disk
 from gemo_clap.modeling import GEmoClapModel, GEmoClapProcessor
+from gemo_clap.processing.atomic import leftovers
 from gemo_clap.processing.audio import SAMPLING_RATE, decode_example_audio
 from gemo_clap.processing.builder import build_corpus, save_dataset
 from gemo_clap.processing.collator import example_key
@@ -25,8 +26,6 @@ from gemo_clap.train.data import fold_splits, load_built_dataset
 from gemo_clap.train.evaluation.cli_evaluate import evaluate_model
 from safetensors.torch import load_file
 from transformers import AutoModel, AutoProcessor, AutoTokenizer
-
-from gemo_clap.atomic import leftovers
 
 CHECKPOINT_FILES = {
     "model.safetensors",

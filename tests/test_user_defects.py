@@ -14,11 +14,11 @@ import datasets
 import numpy as np
 import pytest
 import soundfile as sf
+from gemo_clap.processing.atomic import leftovers
 from gemo_clap.train.config import TrainingConfig
 from iemocap_tree import tone
 from test_training import build_tiny_dataset, tiny_overrides
 
-from gemo_clap.atomic import leftovers
 from gemo_clap.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -314,7 +314,7 @@ def test_readme_warns_to_resume_only_checkpoints_you_made():
 
 def test_leftovers_finds_what_an_interrupted_write_leaves(tmp_path):
     """The check the run tests rely on: it sees staged, replaced and discarded files, and nothing else."""
-    from gemo_clap.atomic import atomic_path, staging_path
+    from gemo_clap.processing.atomic import atomic_path, staging_path
 
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / ".config.json.partial-12").write_text("{")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import inspect
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,8 +14,9 @@ from torch.utils.data import Sampler
 from transformers.trainer_pt_utils import get_length_grouped_indices
 
 from ..modeling.labels_gemo_clap import DEFAULT_GENDER_LABELS
+from ..processing.builder import dataset_features
 
-REQUIRED_COLUMNS = ("id", "audio", "emotion", "fold")
+OPTIONAL_COLUMNS = ("gender", "speaker")  # without genders only Emo-CLAP trains; speakers only made the folds
 
 
 @dataclass
@@ -32,18 +34,27 @@ class FoldSplits:
         return gender_names(self.train)
 
 
+def inputs_of(method: Callable, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The entries of `batch` that `method` (e.g. `model.get_audio_features`) takes: its signature is the one list
+    of them."""
+    names = inspect.signature(method).parameters
+    return {name: value for name, value in batch.items() if name in names}
+
+
 def gender_names(dataset: datasets.Dataset) -> list[str]:
     """The gender label names of a built dataset (the default ones when it has no gender column)."""
     return dataset.features["gender"].names if "gender" in dataset.features else list(DEFAULT_GENDER_LABELS)
 
 
 def load_built_dataset(path: str | Path, needs_gender: bool = False) -> datasets.Dataset:
-    """A dataset saved by `gemo-clap build-dataset`, checked for the columns training needs."""
+    """A dataset saved by `gemo-clap build-dataset`, checked for the columns of its schema (`dataset_features`)
+    that training needs."""
     path = Path(path)
     if not (path / "dataset_info.json").is_file() and not (path / "state.json").is_file():
         raise FileNotFoundError(f"{path} is not a dataset saved by `gemo-clap build-dataset` (no dataset_info.json)")
     dataset = datasets.load_from_disk(str(path))
-    missing = [column for column in REQUIRED_COLUMNS if column not in dataset.column_names]
+    required = [column for column in dataset_features(()) if column not in OPTIONAL_COLUMNS]
+    missing = [column for column in required if column not in dataset.column_names]
     if needs_gender and "gender" not in dataset.column_names:
         missing.append("gender")
     if missing:

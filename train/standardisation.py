@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..modeling import GEmoClapModel
-from .evaluation.zero_shot import AUDIO_INPUTS
+from .data import inputs_of
 
 
 class RunningMoments:
@@ -54,8 +54,10 @@ def fit_audio_standardisation(model: GEmoClapModel, loader: DataLoader) -> None:
             if "audio_layer_statistics" in batch:
                 yield batch["audio_layer_statistics"]
             else:
-                inputs = {name: batch[name].to(model.device) for name in AUDIO_INPUTS if name in batch}
-                yield model.get_audio_layer_statistics(**inputs)
+                inputs = inputs_of(model.get_audio_layer_statistics, batch)
+                yield model.get_audio_layer_statistics(
+                    **{name: value.to(model.device) for name, value in inputs.items()}
+                )
 
     model.set_audio_standardisation(*(moment.to(model.device) for moment in statistics_moments(statistics())))
     model.train(was_training)

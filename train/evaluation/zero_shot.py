@@ -18,19 +18,10 @@ from tqdm.auto import tqdm
 
 from ...modeling import GEmoClapModel, GEmoClapProcessor
 from ...processing.audio import SAMPLING_RATE, decode_example_audio
+from ..data import inputs_of
 from .metric_loading import ser_metric
 
 SCORING_STEP = 64  # clips per pipeline call: decoded a step at a time, so memory is bounded by the step
-
-AUDIO_INPUTS = (  # what `GEmoClapModel.get_audio_features` takes: audio, or what a frozen tower's cache holds
-    "input_values",
-    "input_features",
-    "audio_attention_mask",
-    "audio_layer_statistics",
-    "audio_layer_input",
-    "audio_frame_mask",
-    "audio_lower_statistics",
-)
 
 
 @torch.no_grad()
@@ -58,7 +49,7 @@ def zero_shot_predictions(
     outputs: dict[str, list[int]] = {"predictions": [], "references": [], "genders": [], "gender_predictions": []}
     batches = tqdm(dataloader, desc="scoring", disable=not (progress and accelerator.is_local_main_process))
     for batch in batches:
-        audio_embeds = model.get_audio_features(**{name: batch[name] for name in AUDIO_INPUTS if name in batch})
+        audio_embeds = model.get_audio_features(**inputs_of(model.get_audio_features, batch))
         columns = {
             "predictions": model.similarity_logits(audio_embeds, label_embeds)[0].argmax(dim=-1),
             "references": batch["emotion_labels"],
