@@ -24,7 +24,7 @@ LAYERS = (  # low to high: (name, the packages or modules that make it up; a lon
 APPLICATION = len(LAYERS) - 1
 COMMAND = re.compile(r"\.cli(_\w+)?$")  # each folder's command module (`cli`, `cli_train`, ...) is application
 # inside the application layer: what the front ends share sits below them, and no front end imports another
-SHARED = (
+BENEATH_FRONT_ENDS = (
     "gemo_clap.loading",
     "gemo_clap.stream_input",
     "gemo_clap.timeline",
@@ -147,6 +147,6 @@ def test_no_module_imports_a_higher_layer_even_inside_a_function():
                 crossings.append(f"{path.name}:{line} {name} -> {target}")
             ends = [index for index, group in enumerate(FRONT_ENDS) if any(within(imported, m) for m in group)]
             own = [index for index, group in enumerate(FRONT_ENDS) if any(within(name, m) for m in group)]
-            if ends and (ends != own or any(within(name, shared) for shared in SHARED)):
+            if ends and (ends != own or any(within(name, shared) for shared in BENEATH_FRONT_ENDS)):
                 crossings.append(f"{path.name}:{line} {name} -> {imported}")
     assert crossings == []

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from gemo_clap.train.evaluation.metrics.ser_metrics import unweighted_average_recall
 from gemo_clap.train.evaluation.probe import PROBE_CS, choose_c, probe_features, probe_predictions
+from helpers import build_tiny_dataset, tiny_overrides
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
-from test_training import build_tiny_dataset, tiny_overrides
 
 from gemo_clap.cli import main
 

@@ -15,14 +15,13 @@ import pytest
 import soundfile as sf
 import torch
 from gemo_clap.modeling import pipeline_gemo_clap, vad_gemo_clap
+from helpers import EMODB_WAV as EMODB
 from timeline_helpers import EnergyVad, silence, tone
 
 from gemo_clap.cli import main
 from gemo_clap.loading import load_classifier
 from gemo_clap.timeline.result import NO_SPEECH_NOTE
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-EMODB = SHARED / "data" / "emodb" / "wav"
 RATE = 16000
 needs_emodb = pytest.mark.skipif(not EMODB.is_dir(), reason=f"needs real speech: {EMODB} is absent")
 needs_silero = pytest.mark.skipif(
