@@ -30,23 +30,23 @@ def build_tiny_dataset(root: Path) -> Path:
 
 def tiny_overrides(towers: tuple[Path, Path], dataset: Path, output_dir: Path, **changes) -> list[str]:
     """`key=value` overrides of a run of seconds: test fold 1, 12 training clips (3 steps of 4), 4 for validation."""
-    values = dict(
-        audio_encoder=towers[0],
-        text_encoder=towers[1],
-        dataset=dataset,
-        output_dir=output_dir,
-        test_fold=1,
-        variant="sl",
-        num_epochs=2,
-        warmup_epochs=1,
-        batch_size=4,
-        eval_batch_size=8,
-        learning_rate=1e-3,
-        projection_dim=16,
-        validation_fraction=0.25,
-        report_to="none",
-        seed=0,
-    )
+    values = {
+        "audio_encoder": towers[0],
+        "text_encoder": towers[1],
+        "dataset": dataset,
+        "output_dir": output_dir,
+        "test_fold": 1,
+        "variant": "sl",
+        "num_epochs": 2,
+        "warmup_epochs": 1,
+        "batch_size": 4,
+        "eval_batch_size": 8,
+        "learning_rate": 1e-3,
+        "projection_dim": 16,
+        "validation_fraction": 0.25,
+        "report_to": "none",
+        "seed": 0,
+    }
     values.update(changes)
     return [f"{'model.' if key in MODEL_SETTINGS else ''}{key}={value}" for key, value in values.items()]
 

@@ -40,6 +40,7 @@ def test_gitignore_covers_the_default_output_the_demo_and_data():
         cwd=REPO,
         capture_output=True,
         text=True,
+        check=False,
     ).stdout.split()
     assert ignored == ["outputs/gemo-clap/x", "gemo-clap-demo/x", "data/emodb/x"]
     assert TrainingConfig().output_dir == "outputs/gemo-clap"
