@@ -15,9 +15,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def cross_validation(tiny_encoders, tmp_path_factory):
-    root = tmp_path_factory.mktemp("cv")
-    dataset = build_tiny_dataset(root)
+def cross_validation(tiny_encoders, dataset_dir, tmp_path_factory):
+    root, dataset = tmp_path_factory.mktemp("cv"), dataset_dir
     overrides = tiny_overrides(tiny_encoders("wavlm"), dataset, root / "out", freeze="audio", num_epochs=1)
     code = main(["cross-validate", "--variants", "emo,sl", *overrides])
     return code, root / "out", dataset
@@ -189,20 +188,16 @@ def test_cross_validate_gives_the_clean_errors_train_gives(tiny_encoders, datase
     assert not (tmp_path / "out").exists()
 
 
-def test_evaluate_says_which_folds_it_scored_with_a_progress_bar(tiny_encoders, dataset_dir, tmp_path, capsys):
-    overrides = tiny_overrides(tiny_encoders("wavlm"), dataset_dir, tmp_path / "run", freeze="audio", num_epochs=1)
-    assert main(["train", *overrides]) == 0
-    capsys.readouterr()
-    assert main(["evaluate", "--model", str(tmp_path / "run" / "model"), "--dataset", str(dataset_dir)]) == 0
+def test_evaluate_says_which_folds_it_scored_with_a_progress_bar(cross_validation, capsys):
+    _, out, dataset = cross_validation
+    model = str(out / "sl" / "fold_2" / "model")
+    assert main(["evaluate", "--model", model, "--dataset", str(dataset)]) == 0
     err = capsys.readouterr().err
     assert (
         "scoring 32 utterances of fold(s) [1, 2]: the whole dataset, including any folds the model was trained on"
         in err
     )
     assert "scoring: 100%" in err
-    assert (
-        main(["evaluate", "--model", str(tmp_path / "run" / "model"), "--dataset", str(dataset_dir), "--fold", "1"])
-        == 0
-    )
+    assert main(["evaluate", "--model", model, "--dataset", str(dataset), "--fold", "1"]) == 0
     err = capsys.readouterr().err
     assert "scoring 16 utterances of fold(s) [1]\n" in err and "including" not in err
