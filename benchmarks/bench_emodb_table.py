@@ -21,11 +21,10 @@ from pathlib import Path
 
 import numpy as np
 from bench_emodb_variants import TOWERS, emodb_workspace
+from gemo_clap.processing.atomic import remove
 from gemo_clap.train.cli_cross_validate import cross_validate
 from gemo_clap.train.config import TrainingConfig
 from gemo_clap.train.evaluation.probe import PROBE_LAYERS
-
-from gemo_clap.atomic import remove
 
 # the previous round's cpu-whisper-* settings (selected on EmoDB 4-class alone): mean over a learnt weighted layer
 # sum, raw statistics, a 2-layer projection, the text tower trained, best epoch on 10% of the training folds

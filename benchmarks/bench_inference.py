@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
+from gemo_clap.processing.audio import SAMPLING_RATE as RATE
 from gemo_clap.train.tiny_towers import save_tiny_encoders
 from gemo_clap.train.towers import build_model_and_processor
 from transformers import WhisperFeatureExtractor, pipeline
 
 SHARED_WHISPER = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "whisper-tiny.en-encoder"
-RATE = 16000
 
 
 def best_of(function, repeats: int = 3) -> float:

@@ -49,15 +49,15 @@ from bench_inference import PRINT_PEAK
 from gemo_clap.modeling.driver_gemo_clap import CallOptions, Chunk, Prompts, ZeroShotDriver
 from gemo_clap.modeling.timeline_gemo_clap import ClipScores, TimelineSettings, speech_windows
 from gemo_clap.modeling.vad_gemo_clap import FRAME_SAMPLES, SileroVad
+from gemo_clap.processing import SAMPLING_RATE as RATE
 from gemo_clap.processing import decode_example_audio
 from gemo_clap.train.config import TrainingConfig
+from gemo_clap.train.evaluation.timeline_metrics import boundaries, boundary_f1, emotion_diarization_error
 from gemo_clap.train.loop import train
 from gemo_clap.train.towers import build_model_and_processor
 
 from gemo_clap.loading import load_classifier
-from gemo_clap.timeline_metrics import boundaries, boundary_f1, emotion_diarization_error
 
-RATE = 16000
 FIXED = {"segmentation": "fixed", "chunk_length_s": 14.0}
 VAD_GRID = {"vad_threshold": (0.3, 0.4, 0.5, 0.6), "min_silence_s": (0.1, 0.25, 0.5), "speech_pad_s": (0.03, 0.1, 0.2)}
 WINDOW_GRID = [(w, h) for w in (1.0, 1.5, 2.0, 3.0, 4.0) for h in (0.25, 0.5, 1.0) if h <= w]
@@ -407,7 +407,7 @@ def timing(args: argparse.Namespace) -> None:
             code = (
                 "import sys, time, torch\n"
                 f"torch.set_num_threads({args.threads})\n"
-                "from gemo_clap.loading import load_classifier\nfrom gemo_clap.predict import predict_file\n"
+                "from gemo_clap.loading import load_classifier\nfrom gemo_clap.timeline.result import predict_file\n"
                 "started = time.perf_counter()\n"
                 "pipe = load_classifier(sys.argv[1], False)\n"
                 "loaded = time.perf_counter()\n"

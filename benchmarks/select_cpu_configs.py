@@ -40,12 +40,11 @@ from pathlib import Path
 
 import numpy as np
 from bench_emodb_variants import emodb_parser, emodb_workspace, shared_encoder
+from gemo_clap.processing.atomic import remove
 from gemo_clap.train.config import TrainingConfig
 from gemo_clap.train.evaluation.probe import frozen_tower_statistics, probe_fold_results
 from gemo_clap.train.evaluation.report import percent
 from gemo_clap.train.loop import train
-
-from gemo_clap.atomic import remove
 
 LABEL_SETS = ("4class", None)  # EmoDB 4-class and all 7 emotions
 SHIPPED = {  # the settings of the CPU configs this selection starts from (the previous round's)

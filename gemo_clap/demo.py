@@ -46,8 +46,8 @@ def _stage(text: str, started: float) -> None:
 def run(args: argparse.Namespace) -> int:
     import datasets
 
-    from .atomic import check_folder_path
     from .modeling import VARIANTS
+    from .processing.atomic import check_folder_path
     from .processing.builder import build_corpus, save_dataset
     from .processing.synthetic import generate_corpus
     from .train.config import TrainingConfig

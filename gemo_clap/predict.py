@@ -32,13 +32,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .atomic import atomic_path, check_folder_path
 from .loading import load_classifier, load_onnx_runner
-from .modeling.audio_gemo_clap import AudioDecodeError, file_duration
+from .modeling.audio_gemo_clap import AudioDecodeError
 from .modeling.labels_gemo_clap import parse_labels
 from .modeling.timeline_gemo_clap import SEGMENTATIONS, TimelineSettings
+from .processing.atomic import atomic_path, check_folder_path
 from .stream_input import InputReader, PcmDecoder, deferred_interrupts
-from .timeline_exports import FORMATS, render, summary_csv, summary_row, to_csv
+from .timeline.exports import FORMATS, render, summary_csv, summary_row, to_csv
+from .timeline.result import predict_file, write_results
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".caf", ".w64")
 SUMMARY_FILE = "summary.csv"
@@ -111,33 +112,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-NO_SPEECH_NOTE = "no speech detected: the whole file was scored"
-
-
-def predict_file(classifier, path: str, batch_size: int, **call_kwargs) -> tuple[dict, dict]:
-    """(the JSON result of one file, the pipeline's full output): `file`, `duration`, `speech`, `speech_seconds`,
-    `scores`, `segments` (times rounded to ms), and `gender`/`gender_scores` when gender is asked."""
-    output = classifier(path, batch_size=batch_size, return_segments=True, **call_kwargs)
-    if not isinstance(output, dict) or "segments" not in output:  # a checkpoint's own code from before timelines
-        raise ValueError("this pipeline returns no emotion timeline (segments): run without --trust-remote-code")
-    frames, rate = file_duration(path)
-    segments = [{**s, "start": round(s["start"], 3), "end": round(s["end"], 3)} for s in output["segments"]]
-    result = {
-        "file": path,
-        "duration": round(frames / rate, 3),
-        "speech": output["speech"],
-        "speech_seconds": round(sum(s["end"] - s["start"] for s in output["segments"]), 3),
-        "scores": output["scores"],
-        "segments": segments,
-    }
-    if "gender" in output:
-        result["gender"] = output["gender"][0]["label"] if output["gender"] else None
-        result["gender_scores"] = output["gender"]
-    if not output["speech"]:
-        result["note"] = NO_SPEECH_NOTE
-    return result, output
-
-
 def find_inputs(paths: list[str]) -> list[tuple[str, str]]:
     """(audio path, its result's name under --output-dir) of each input: a file as given (named by its file name),
     or every audio file under a folder, recursively and sorted (named by its path inside the folder)."""
@@ -170,31 +144,6 @@ def result_files(output_dir: Path, name: str, fmt: str | None, embeddings: bool,
         files["plot"] = base.with_name(f"{base.name}.png")
     files["json"] = base.with_name(f"{base.name}.json")
     return files
-
-
-def write_results(files: dict[str, Path], result: dict, output: dict, audio_path: str, rate: int) -> None:
-    """Write one input's files, each atomically, the JSON last."""
-    import numpy as np
-
-    for kind, path in files.items():
-        with atomic_path(path) as staged, open(staged, "wb") as handle:
-            if kind == "embeddings":
-                embeddings = output["embeddings"]
-                spans = np.asarray([(s["start"], s["end"]) for s in result["segments"]], dtype=np.float64)
-                np.savez(
-                    handle,
-                    file_embedding=embeddings["file"] if embeddings["file"] is not None else np.zeros(0, np.float32),
-                    segment_embeddings=embeddings["segments"],
-                    segment_spans=spans.reshape(-1, 2),
-                    window_embeddings=embeddings["windows"],
-                    window_spans=embeddings["window_spans"],
-                )
-            elif kind == "plot":
-                from .timeline_plot import plot_timeline
-
-                plot_timeline({**result, "chunks": output.get("chunks", [])}, audio_path, handle, rate)
-            else:
-                handle.write((render(result, kind) + ("\n" if kind == "json" else "")).encode())  # a text file's end
 
 
 def _timeline_options(args: argparse.Namespace) -> dict:

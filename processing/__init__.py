@@ -1,48 +1,44 @@
-"""Corpora on disk -> Hugging Face ``datasets.Dataset`` with one schema for every corpus.
+"""Corpora on disk -> Hugging Face ``datasets.Dataset`` with one schema for every corpus ([`dataset_features`]:
+audio stored as 16-bit PCM WAV bytes at ``SAMPLING_RATE``, decoded with [`decode_example_audio`]), and the atomic
+writes every layer above uses (`atomic`).
 
-Columns: ``id``, ``audio`` (``Audio(sampling_rate=16000, decode=False)``: 16-bit PCM WAV bytes, decode with
-[`decode_example_audio`]), ``emotion`` and ``gender`` (``ClassLabel``), ``speaker``, ``fold`` (1..K), ``duration``.
+The public names below are imported on first use, as transformers' packages do: `gemo_clap.processing.atomic`
+(used by `predict` and the app) stays free of `datasets` and the audio decoders.
 """
 
-from .audio import SAMPLING_RATE, AudioDecodeError, decode_example_audio, encode_wav
-from .builder import (
-    BuildReport,
-    build_corpus,
-    build_dataset,
-    dataset_features,
-    push_dataset,
-    save_dataset,
-)
-from .corpora import CORPORA, CorpusSpec, corpus_spec, scan_corpus
-from .folds import assign_speaker_folds
-from .label_maps import FOUR_CLASS, PRESETS, LabelMap, apply_label_map, parse_label_map
-from .records import CorpusError, CorpusScan, Skipped, Utterance
-from .summary import format_summary
+from importlib import import_module
 
-__all__ = [
-    "SAMPLING_RATE",
-    "AudioDecodeError",
-    "BuildReport",
-    "CorpusError",
-    "CorpusScan",
-    "FOUR_CLASS",
-    "LabelMap",
-    "PRESETS",
-    "CORPORA",
-    "CorpusSpec",
-    "Skipped",
-    "Utterance",
-    "apply_label_map",
-    "assign_speaker_folds",
-    "build_corpus",
-    "corpus_spec",
-    "build_dataset",
-    "dataset_features",
-    "decode_example_audio",
-    "encode_wav",
-    "format_summary",
-    "parse_label_map",
-    "push_dataset",
-    "save_dataset",
-    "scan_corpus",
-]
+_MODULE_OF = {  # public name -> the module that defines it
+    "SAMPLING_RATE": "audio",
+    "AudioDecodeError": "audio",
+    "decode_example_audio": "audio",
+    "encode_wav": "audio",
+    "BuildReport": "builder",
+    "build_corpus": "builder",
+    "build_dataset": "builder",
+    "dataset_features": "builder",
+    "push_dataset": "builder",
+    "save_dataset": "builder",
+    "CORPORA": "corpora",
+    "CorpusSpec": "corpora",
+    "corpus_spec": "corpora",
+    "scan_corpus": "corpora",
+    "assign_speaker_folds": "folds",
+    "FOUR_CLASS": "label_maps",
+    "PRESETS": "label_maps",
+    "LabelMap": "label_maps",
+    "apply_label_map": "label_maps",
+    "parse_label_map": "label_maps",
+    "CorpusError": "records",
+    "CorpusScan": "records",
+    "Skipped": "records",
+    "Utterance": "records",
+    "format_summary": "summary",
+}
+__all__ = list(_MODULE_OF)
+
+
+def __getattr__(name: str):
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f".{_MODULE_OF[name]}", __name__), name)

@@ -10,9 +10,9 @@ import soundfile as sf
 
 from ..modeling.audio_gemo_clap import AudioDecodeError, read_audio
 from ..modeling.timeline_gemo_clap import trim_to_speech
-from ..modeling.vad_gemo_clap import SileroVad
+from ..modeling.vad_gemo_clap import VAD_SAMPLING_RATE, SileroVad
 
-SAMPLING_RATE = 16000
+SAMPLING_RATE = VAD_SAMPLING_RATE  # every built dataset's rate: the speech detector's, and the towers' (Whisper, WavLM)
 __all__ = ["SAMPLING_RATE", "AudioDecodeError", "decode_example_audio", "encode_wav"]
 
 

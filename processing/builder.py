@@ -16,9 +16,9 @@ from pathlib import Path
 import datasets
 import numpy as np
 
-from ..atomic import atomic_path
 from ..modeling.audio_gemo_clap import MIN_SECONDS, InvalidAudio, read_audio, validate_audio
 from ..modeling.configuration_gemo_clap import DEFAULT_MAX_AUDIO_SECONDS as DEFAULT_MAX_SECONDS
+from .atomic import atomic_path
 from .audio import SAMPLING_RATE, AudioDecodeError, encode_wav, out_of_range, peak_normalise
 from .corpora import CORPORA, corpus_spec, scan_corpus
 from .folds import with_speaker_folds

@@ -7,8 +7,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..atomic import check_folder_path
 from ..modeling.audio_gemo_clap import MIN_SECONDS
+from .atomic import check_folder_path
 from .builder import DEFAULT_MAX_SECONDS, build_corpus, save_dataset
 from .corpora import CORPORA
 from .label_maps import PRESETS

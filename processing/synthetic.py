@@ -26,6 +26,8 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.signal import lfilter
 from scipy.signal.windows import tukey
 
+from .audio import SAMPLING_RATE
+
 MANIFEST_NAME = "manifest.csv"
 MANIFEST_COLUMNS = ("path", "emotion", "gender", "speaker")
 GENDERS = {"f": "female", "m": "male"}
@@ -181,7 +183,7 @@ def _formant_filter(formants: np.ndarray, sampling_rate: int) -> tuple[np.ndarra
 
 
 def synthesize_clip(
-    speaker: SpeakerProfile, emotion: str, rng: np.random.Generator, sampling_rate: int = 16000
+    speaker: SpeakerProfile, emotion: str, rng: np.random.Generator, sampling_rate: int = SAMPLING_RATE
 ) -> np.ndarray:
     """One synthetic clip (float64 in [-1, 1], 1.5-3.5 s) of ``speaker`` with the cues of ``emotion``."""
     profile = EMOTION_PROFILES[emotion]
@@ -219,7 +221,7 @@ def generate_corpus(
     speakers_per_gender: int = 4,
     clips_per_emotion: int = 6,
     emotions: tuple[str, ...] = ("angry", "happy", "sad", "neutral"),
-    sampling_rate: int = 16000,
+    sampling_rate: int = SAMPLING_RATE,
     seed: int = 0,
 ) -> Path:
     """Write a synthetic corpus (``wav/<speaker>_<emotion>_<clip>.wav`` + ``manifest.csv``); return the manifest path.

@@ -12,9 +12,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 from gemo_clap.processing.synthetic import speaker_profiles, synthesize_clip
+from helpers import EMODB_WAV
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-EMODB = SHARED / "data" / "emodb" / "wav"
 EMODB_CLIPS = ("03a01Wa.wav", "03a01Fa.wav")  # speaker 03: angry, happy
 
 
@@ -36,8 +35,8 @@ def serving(app) -> Iterator[str]:
 
 def speech_file(folder: Path) -> Path:
     """A speech recording: EmoDB's 03a01Fa.wav when ../shared has it, else `synthetic_speech()` written to `folder`."""
-    if EMODB.is_dir():
-        return EMODB / EMODB_CLIPS[1]
+    if EMODB_WAV.is_dir():
+        return EMODB_WAV / EMODB_CLIPS[1]
     path = folder / "generated.wav"
     sf.write(path, synthetic_speech(), 16000, subtype="PCM_16")
     return path
@@ -60,6 +59,6 @@ def conversation(path: Path) -> Path:
     silence = np.zeros(int(0.8 * rate), dtype=np.float32)
     parts = [silence]
     for name in EMODB_CLIPS:
-        parts += [sf.read(EMODB / name, dtype="float32")[0], silence]
+        parts += [sf.read(EMODB_WAV / name, dtype="float32")[0], silence]
     sf.write(path, np.concatenate(parts), rate, subtype="PCM_16")
     return path

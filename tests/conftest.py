@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny random GEmo-CLAP towers and checkpoints, built once per test session."""
+"""Shared fixtures: tiny random GEmo-CLAP towers and checkpoints (built once per test session) and the tiny synthetic
+dataset; shared helpers and constants are in `helpers`."""
 
 from __future__ import annotations
 
@@ -59,6 +60,14 @@ def tiny_checkpoint(tiny_encoders, tmp_path_factory):
         return built[key]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def dataset_dir(tmp_path_factory) -> Path:
+    """The tiny synthetic training dataset (`helpers.build_tiny_dataset`), built once per test session (read only)."""
+    from helpers import build_tiny_dataset
+
+    return build_tiny_dataset(tmp_path_factory.mktemp("tiny-dataset"))
 
 
 @pytest.fixture(scope="module")

@@ -27,12 +27,12 @@ gradio = pytest.importorskip("gradio", reason="the app needs gradio (pip install
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from gemo_clap.app_analysis import ResultFolders, analyse_file, segment_rows
-from gemo_clap.app_live import LiveSession
-from gemo_clap.app_model import load_model
-from gemo_clap.app_ui import build_app
+from gemo_clap.app.analysis import ResultFolders, analyse_file, segment_rows
+from gemo_clap.app.live import LiveSession
+from gemo_clap.app.model import load_model
+from gemo_clap.app.ui import build_app
 from gemo_clap.cli import main
-from gemo_clap.predict import predict_file
+from gemo_clap.timeline.result import predict_file
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 MAX_SECONDS = 20.0  # the served app's limit (small, so a file over it is small too)

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
-from app_server import EMODB, EMODB_CLIPS, conversation, serving
+from app_server import EMODB_CLIPS, EMODB_WAV, conversation, serving
 
 pytest.importorskip("gradio", reason="the app needs gradio (pip install 'gemo-clap[app]')")
 playwright = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (pip install playwright)")
 
-from gemo_clap.app_model import load_model
-from gemo_clap.app_ui import build_app
-from gemo_clap.predict import predict_file
+from gemo_clap.app.model import load_model
+from gemo_clap.app.ui import build_app
+from gemo_clap.timeline.result import predict_file
 
 CHROMIUM = Path(os.environ.get("GEMO_CLAP_CHROMIUM", "/usr/bin/chromium"))
 SCREENSHOTS = Path(os.environ.get("GEMO_CLAP_SCREENSHOTS", Path(tempfile.gettempdir()) / "gemo-clap-app-screenshots"))
@@ -38,7 +38,7 @@ pytestmark = [
     pytest.mark.usefixtures("one_torch_thread"),
     pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"no browser: {CHROMIUM} is absent (apt-get install chromium)"),
 ]
-needs_emodb = pytest.mark.skipif(not EMODB.is_dir(), reason=f"needs real speech: {EMODB} is absent")
+needs_emodb = pytest.mark.skipif(not EMODB_WAV.is_dir(), reason=f"needs real speech: {EMODB_WAV} is absent")
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def browser(tmp_path_factory):
     """Chromium whose fake microphone plays two EmoDB utterances between silences (looped)."""
     microphone = tmp_path_factory.mktemp("microphone") / "conversation.wav"
     arguments = CHROMIUM_ARGS
-    if EMODB.is_dir():
+    if EMODB_WAV.is_dir():
         arguments = [*arguments, f"--use-file-for-fake-audio-capture={conversation(microphone)}"]
     with playwright.sync_playwright() as driver:
         chromium = driver.chromium.launch(executable_path=str(CHROMIUM), args=arguments)
@@ -92,7 +92,7 @@ def screenshot(page, name: str) -> None:
 
 @needs_emodb
 def test_upload_shows_the_pipelines_label_segments_and_timeline(served, page, tmp_path):
-    clip = EMODB / EMODB_CLIPS[1]
+    clip = EMODB_WAV / EMODB_CLIPS[1]
     want, _ = predict_file(served.classifier, str(clip), 8, return_gender=True)
     page.locator("#file-audio input[type=file]").set_input_files(str(clip))
     page.click("#analyse")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 from gemo_clap.train.augmentation import mask_frames, mix_statistics, same_label_partners
-from test_training import build_tiny_dataset, tiny_overrides
+from helpers import build_tiny_dataset, tiny_overrides
 
 from gemo_clap.cli import main
 

@@ -3,6 +3,7 @@ gets a correct result or a clear error naming the problem, never an internal tra
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
@@ -10,7 +11,10 @@ import pytest
 import soundfile as sf
 import torch
 from gemo_clap.modeling import GEmoClapConfig
+from gemo_clap.processing.atomic import leftovers
 from gemo_clap.train.config import TrainingConfig
+from helpers import tiny_overrides, write_manifest
+from iemocap_tree import tone
 from transformers import pipeline
 
 from gemo_clap.cli import main
@@ -240,3 +244,140 @@ def test_predict_reports_each_bad_file_and_still_scores_good_ones(tiny_checkpoin
     assert captured.out.startswith(f"{good}: ")
     assert f"{text}: error: not a readable audio file" in captured.err
     assert "x.flac: error: file not found" in captured.err
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_training_refuses_a_folder_holding_a_run_unless_resumed_or_overwritten(
+    tiny_encoders, dataset_dir, tmp_path, capsys
+):
+    overrides = tiny_overrides(tiny_encoders("wavlm"), dataset_dir, tmp_path / "run", freeze="audio", num_epochs=1)
+    assert main(["train", *overrides]) == 0
+    first = sorted(path.name for path in (tmp_path / "run" / "checkpoints").iterdir())
+    capsys.readouterr()
+    assert main(["train", *overrides]) == 2
+    assert (
+        "already holds a training run (checkpoints, model, training_config.json, test_results.json, history.jsonl)"
+        in (capsys.readouterr().err)
+    )
+    assert main(["train", "--resume", *overrides]) == 0  # a finished run resumes to its end
+    assert main(["train", "--overwrite", *overrides[:-1], "num_epochs=2"]) == 0
+    checkpoints = sorted(path.name for path in (tmp_path / "run" / "checkpoints").iterdir())
+    assert first == ["step_00000003"] and checkpoints == ["step_00000003", "step_00000006"]
+    assert json.loads((tmp_path / "run" / "training_config.json").read_text())["num_epochs"] == 2
+    assert (tmp_path / "run" / "audio_cache").is_dir()  # the cache of the tower is kept
+    assert leftovers(tmp_path / "run") == []
+    assert main(["train", "--overwrite", "--resume", *overrides]) == 2
+    assert "pick one" in capsys.readouterr().err
+
+
+def test_an_output_path_that_is_a_file_is_a_clear_error(tiny_encoders, dataset_dir, tmp_path, capsys):
+    afile = tmp_path / "f"
+    afile.write_text("keep me")
+    overrides = tiny_overrides(tiny_encoders("wavlm"), dataset_dir, afile, num_epochs=1)
+    assert main(["train", *overrides]) == 2
+    assert f"output folder {afile} is a file" in capsys.readouterr().err
+    manifest = write_manifest(tmp_path / "corpus", {})
+    assert main(["build-dataset", "manifest", str(manifest), "--output", str(afile / "sub"), "--folds", "2"]) == 2
+    assert f"--output {afile / 'sub'} would be created inside the file {afile}" in capsys.readouterr().err
+    assert afile.read_text() == "keep me" and sorted(p.name for p in tmp_path.iterdir()) == ["corpus", "f"]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("warmup_epochs=-1", "warmup_epochs must be >= 0, got -1.0"),
+        ("weight_decay=-0.1", "weight_decay must be >= 0"),
+        ("max_grad_norm=-1", "max_grad_norm must be >= 0"),
+        ("eval_batch_size=0", "eval_batch_size must be >= 1"),
+        ("checkpoint_every_epochs=0", "checkpoint_every_epochs must be >= 1"),
+        ("test_fold=0", "test_fold must be >= 1"),
+        ("freeze_layers=-2", "freeze_layers must be >= 0"),
+        ("model.projection_dim=0", "projection_dim must be an integer >= 1"),
+        ("model.logit_scale_max=0", "logit_scale_max must be > 0"),
+    ],
+)
+def test_every_numeric_field_is_range_checked(override, message):
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace(".", r"\.")):
+        TrainingConfig.load(None, [override])
+
+
+def test_a_bad_override_is_named_not_the_config_file(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("learning_rate: 1.0e-4\n")
+    with pytest.raises(ValueError, match=r"^override 'batch_size=big': batch_size must be int, got 'big'$"):
+        TrainingConfig.load(config, ["batch_size=big"])
+    with pytest.raises(ValueError, match=r"^override 'model\.varient=sl': model: unknown key 'varient'"):
+        TrainingConfig.load(config, ["model.varient=sl"])
+
+
+def test_a_mistyped_local_model_path_says_the_folder_does_not_exist(tiny_checkpoint, dataset_dir, tmp_path, capsys):
+    wav = tmp_path / "a.wav"
+    sf.write(wav, tone(1.0, 220.0), 16000)
+    typo = str(tiny_checkpoint("wavlm")) + "x"
+    for command in (
+        ["predict", "--model", typo, str(wav)],
+        ["evaluate", "--model", typo, "--dataset", str(dataset_dir)],
+    ):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert f"model folder {typo} does not exist" in err and "Hub" in err and "Traceback" not in err
+    assert main(["train", "--dataset", str(dataset_dir), "audio_encoder=./no/such/tower"]) == 2
+    assert "model folder ./no/such/tower does not exist" in capsys.readouterr().err
+
+
+def test_empty_labels_are_rejected(tiny_checkpoint, tmp_path, capsys):
+    wav = tmp_path / "a.wav"
+    sf.write(wav, tone(1.0, 220.0), 16000)
+    assert main(["predict", "--model", str(tiny_checkpoint("wavlm")), "--labels", "", str(wav)]) == 2
+    assert "--labels must be non-empty names" in capsys.readouterr().err
+
+
+def one_line_error(capsys, command: str) -> str:
+    err = capsys.readouterr().err
+    assert err.startswith(f"gemo-clap {command}: ") and err.count("\n") == 1, err
+    return err
+
+
+def test_a_hub_id_without_a_network_is_one_quick_line(tmp_path, capsys, monkeypatch):
+    """One request for the repo's config.json, no retries; offline, the local cache is asked instead."""
+    import httpx2
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    requests = []
+
+    def unreachable(url, timeout):
+        requests.append((url, timeout))
+        raise httpx2.ConnectError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(huggingface_hub, "get_hf_file_metadata", unreachable)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    wav = tmp_path / "a.wav"
+    sf.write(wav, tone(1.0, 220.0), 16000)
+    assert main(["predict", "--model", "no-org/no-model-here", str(wav)]) == 2
+    err = one_line_error(capsys, "predict")
+    assert "cannot reach the Hugging Face Hub" in err and "pass a local folder or set HF_HUB_OFFLINE=1" in err
+    assert len(requests) == 1 and requests[0][0].endswith("no-org/no-model-here/resolve/main/config.json")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    assert main(["export-onnx", "--model", "no-org/no-model-here", "--output", str(tmp_path / "out")]) == 2
+    assert "not in the local Hugging Face cache and HF_HUB_OFFLINE is set" in one_line_error(capsys, "export-onnx")
+    assert len(requests) == 1
+
+
+def test_a_folder_that_is_not_a_model_is_named_so(tmp_path, capsys):
+    (tmp_path / "config.json").write_text('{"model_type": "bert"}')
+    wav = tmp_path / "a.wav"
+    sf.write(wav, tone(1.0, 220.0), 16000)
+    for command, args in (("predict", [str(wav)]), ("export-onnx", ["--output", str(tmp_path / "out")])):
+        assert main([command, "--model", str(tmp_path), *args]) == 2
+        err = one_line_error(capsys, command)
+        assert f"{tmp_path} is not a gemo-clap model folder: no config.json with model_type gemo_clap" in err
+
+
+def test_bad_export_options_are_one_line_naming_the_option(tiny_checkpoint, tmp_path, capsys):
+    pytest.importorskip("onnx", reason="export-onnx needs onnx (pip install 'gemo-clap[onnx]')")
+    args = ["export-onnx", "--model", str(tiny_checkpoint("wavlm")), "--output", str(tmp_path / "out")]
+    for opset in ("5", "99"):
+        assert main([*args, "--opset", opset]) == 2
+        assert "--opset must be from 14 to " in one_line_error(capsys, "export-onnx")
+    assert not (tmp_path / "out").exists()

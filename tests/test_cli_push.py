@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 from huggingface_hub import ModelCard
 
@@ -61,3 +62,30 @@ def test_push_refuses_a_folder_without_weights(mock_hub, tmp_path, capsys):
     assert main(["push", "--model", str(tmp_path), "--repo-id", "org/x"]) == 2
     assert "gemo-clap push:" in capsys.readouterr().err
     assert mock_hub.commits == []
+
+
+def make_run(folder: Path, checkpoint: Path, corpus: str) -> Path:
+    model = folder / "model"
+    shutil.copytree(checkpoint, model)
+    (model / "training_config.json").write_text(
+        json.dumps({"corpus": corpus, "audio_encoder": "a", "text_encoder": "b"})
+    )
+    return model
+
+
+def test_push_of_a_model_trained_on_iemocap_is_private_unless_public_is_asked(
+    mock_hub, tiny_checkpoint, tmp_path, capsys
+):
+    model = make_run(tmp_path / "iemocap-run", tiny_checkpoint("wavlm", variant="sl"), "iemocap")
+    assert main(["push", "--model", str(model), "--repo-id", "org/iemocap-sl"]) == 0
+    err = capsys.readouterr().err
+    assert "trained on IEMOCAP, whose licence forbids redistribution: creating org/iemocap-sl as private" in err
+    assert mock_hub.repos[("model", "org/iemocap-sl")].private is True
+    card = mock_hub.last_commit.files["README.md"].decode()
+    assert "leave-one-session-out" in card and "IEMOCAP\nlicence agreement" in card
+    assert main(["push", "--model", str(model), "--repo-id", "org/iemocap-public", "--public"]) == 0
+    assert mock_hub.repos[("model", "org/iemocap-public")].private is False
+    emodb = make_run(tmp_path / "emodb-run", tiny_checkpoint("wavlm", variant="sl"), "emodb")
+    assert main(["push", "--model", str(emodb), "--repo-id", "org/emodb-sl"]) == 0
+    assert mock_hub.repos[("model", "org/emodb-sl")].private is False
+    assert "EmoDB" in mock_hub.last_commit.files["README.md"].decode()

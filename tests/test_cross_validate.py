@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
+import datasets
 import matplotlib.image
 import pytest
-from test_training import build_tiny_dataset, tiny_overrides
+from helpers import build_tiny_dataset, tiny_overrides
 
 from gemo_clap.cli import main
 
@@ -14,9 +15,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def cross_validation(tiny_encoders, tmp_path_factory):
-    root = tmp_path_factory.mktemp("cv")
-    dataset = build_tiny_dataset(root)
+def cross_validation(tiny_encoders, dataset_dir, tmp_path_factory):
+    root, dataset = tmp_path_factory.mktemp("cv"), dataset_dir
     overrides = tiny_overrides(tiny_encoders("wavlm"), dataset, root / "out", freeze="audio", num_epochs=1)
     code = main(["cross-validate", "--variants", "emo,sl", *overrides])
     return code, root / "out", dataset
@@ -82,7 +82,7 @@ def test_evaluate_scores_a_long_clip_as_predict_does(cross_validation, tmp_path,
     from gemo_clap.train.evaluation.cli_evaluate import evaluate_model
 
     from gemo_clap.loading import load_classifier
-    from gemo_clap.predict import predict_file
+    from gemo_clap.timeline.result import predict_file
 
     _, out, _ = cross_validation
     model = out / "sl" / "fold_2" / "model"
@@ -152,3 +152,52 @@ def test_bad_option_values_name_the_option(command, message, tiny_encoders, tmp_
     assert main([*command, *extra]) == 2
     error = capsys.readouterr().err
     assert error.strip().splitlines()[-1] == f"gemo-clap {command[0]}: {message}" and "Traceback" not in error
+
+
+def test_cross_validate_refuses_a_folder_holding_one_unless_resumed_or_overwritten(
+    tiny_encoders, dataset_dir, tmp_path, capsys
+):
+    overrides = tiny_overrides(tiny_encoders("wavlm"), dataset_dir, tmp_path / "cv", freeze="audio", num_epochs=1)
+    assert main(["cross-validate", "--folds", "1", *overrides]) == 0
+    capsys.readouterr()
+    assert main(["cross-validate", "--folds", "1", *overrides]) == 2
+    assert "already holds a cross-validation (results.json, results.md" in capsys.readouterr().err
+    started = (tmp_path / "cv" / "sl" / "fold_1" / "test_results.json").stat().st_mtime_ns
+    assert main(["cross-validate", "--resume", "--folds", "1,2", *overrides]) == 0  # fold 1 kept, fold 2 trained
+    assert (tmp_path / "cv" / "sl" / "fold_1" / "test_results.json").stat().st_mtime_ns == started
+    assert len(json.loads((tmp_path / "cv" / "results.json").read_text())["variants"]["sl"]["folds"]) == 2
+    assert main(["cross-validate", "--overwrite", "--folds", "2", *overrides]) == 0
+    assert not (tmp_path / "cv" / "sl" / "fold_1").exists() and (tmp_path / "cv" / "sl" / "fold_2").is_dir()
+
+
+def test_cross_validate_gives_the_clean_errors_train_gives(tiny_encoders, dataset_dir, tmp_path, capsys):
+    no_gender = tmp_path / "no-gender"
+    datasets.load_from_disk(str(dataset_dir)).remove_columns("gender").save_to_disk(str(no_gender))
+    towers = tiny_encoders("wavlm")
+    cases = [
+        (["--dataset", str(tmp_path / "nowhere")], "not a dataset saved by `gemo-clap build-dataset`"),
+        (["--dataset", str(no_gender), "--variants", "sl"], "lacks column(s) ['gender']"),
+        (["--dataset", str(dataset_dir), "--folds", "9"], "test fold(s) [9] are not among the dataset's folds [1, 2]"),
+    ]
+    for arguments, message in cases:
+        code = main(["cross-validate", *arguments, "--output-dir", str(tmp_path / "out"),
+                     f"audio_encoder={towers[0]}", f"text_encoder={towers[1]}"])  # fmt: skip
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and "Traceback" not in err
+        assert err.splitlines()[-1].startswith("gemo-clap cross-validate: ")
+    assert not (tmp_path / "out").exists()
+
+
+def test_evaluate_says_which_folds_it_scored_with_a_progress_bar(cross_validation, capsys):
+    _, out, dataset = cross_validation
+    model = str(out / "sl" / "fold_2" / "model")
+    assert main(["evaluate", "--model", model, "--dataset", str(dataset)]) == 0
+    err = capsys.readouterr().err
+    assert (
+        "scoring 32 utterances of fold(s) [1, 2]: the whole dataset, including any folds the model was trained on"
+        in err
+    )
+    assert "scoring: 100%" in err
+    assert main(["evaluate", "--model", model, "--dataset", str(dataset), "--fold", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "scoring 16 utterances of fold(s) [1]\n" in err and "including" not in err

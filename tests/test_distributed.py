@@ -24,7 +24,7 @@ from gemo_clap.modeling import GEmoClapLoss, GEmoClapModel
 from gemo_clap.train import loop
 from gemo_clap.train.config import TrainingConfig
 from gemo_clap.train.data import fold_splits, load_built_dataset
-from test_training import build_tiny_dataset, tiny_overrides
+from helpers import build_tiny_dataset, tiny_overrides
 
 PROBE = Path(__file__).resolve().parent / "distributed_probe.py"
 LAUNCH = [

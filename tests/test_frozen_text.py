@@ -20,29 +20,9 @@ from gemo_clap.train.global_loss import contrastive_loss
 from gemo_clap.train.loop import train
 from gemo_clap.train.towers import build_model_and_processor
 from gemo_clap.train.training_model import FrozenPrompts, GEmoClapTrainingModel
-from test_training import EMOTIONS, build_tiny_dataset, tiny_overrides
+from helpers import EMOTIONS, OFFLINE, REMOTE_CODE_LOGITS, tiny_overrides
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-OFFLINE = {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-# a fresh process without gemo_clap (nor peft): the checkpoint's own code computes the logits of the saved inputs
-REMOTE_CODE_LOGITS = """
-import sys
-sys.modules["gemo_clap"] = sys.modules["peft"] = None
-from pathlib import Path
-import numpy as np, torch
-from transformers import AutoModel
-work = Path(sys.argv[1])
-model = AutoModel.from_pretrained(work / "model", trust_remote_code=True).eval()
-assert type(model).__module__.startswith("transformers_modules."), type(model).__module__
-inputs = {key: torch.from_numpy(value) for key, value in np.load(work / "inputs.npz").items()}
-with torch.no_grad():
-    np.save(work / "logits.npy", model(**inputs).logits_per_audio.numpy())
-"""
-
-
-@pytest.fixture(scope="module")
-def dataset_dir(tmp_path_factory):
-    return build_tiny_dataset(tmp_path_factory.mktemp("frozen-text"))
 
 
 @pytest.mark.parametrize("variant", ["sl", "ml"])

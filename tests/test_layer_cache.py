@@ -18,15 +18,10 @@ from gemo_clap.train.global_loss import contrastive_loss
 from gemo_clap.train.loop import train
 from gemo_clap.train.towers import build_model_and_processor
 from gemo_clap.train.training_model import GEmoClapTrainingModel
-from test_training import EMOTIONS, build_tiny_dataset, tiny_overrides
+from helpers import EMOTIONS, tiny_overrides
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 FROZEN = 1  # the tiny Whisper tower has 2 layers: layer 0 frozen and cached, layer 1 trains
-
-
-@pytest.fixture(scope="module")
-def dataset_dir(tmp_path_factory):
-    return build_tiny_dataset(tmp_path_factory.mktemp("layer-cache"))
 
 
 @pytest.fixture(scope="module")

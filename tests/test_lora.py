@@ -15,17 +15,11 @@ from gemo_clap.train.config import TrainingConfig
 from gemo_clap.train.loop import _save_model, train
 from gemo_clap.train.lora import add_lora, has_lora
 from gemo_clap.train.towers import build_model_and_processor
+from helpers import OFFLINE, REMOTE_CODE_LOGITS, tiny_overrides
 from safetensors.torch import load_file
-from test_frozen_text import OFFLINE, REMOTE_CODE_LOGITS
-from test_training import build_tiny_dataset, tiny_overrides
 
 pytest.importorskip("peft", reason="text_lora_rank needs peft (pip install 'gemo-clap[lora]')")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def dataset_dir(tmp_path_factory):
-    return build_tiny_dataset(tmp_path_factory.mktemp("lora"))
 
 
 @pytest.mark.parametrize(("tower", "kind"), [("text_model", "wavlm"), ("audio_model", "whisper")])

@@ -188,3 +188,16 @@ def test_loads_by_path_offline_with_network_blocked(tmp_path):
     # evaluate copies the script into HF_MODULES_CACHE/evaluate_modules/metrics/ser_metrics/<hash>/
     copies = list(Path(tmp_path, "evaluate_modules", "metrics", "ser_metrics").glob("*/ser_metrics.py"))
     assert [copy.read_text() for copy in copies] == [SER_METRIC_PATH.read_text()]
+
+
+def test_unweighted_average_recall_is_the_metrics_uar(ser_metric):
+    """The probe's model selection scores UAR with the metric's own function: the mean recall of the classes present
+    in the references (a class only predicted does not count)."""
+    from gemo_clap.train.evaluation.metrics.ser_metrics import unweighted_average_recall
+
+    assert unweighted_average_recall(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 1])) == pytest.approx((1 + 1 / 3) / 2)
+    rng = np.random.default_rng(0)
+    references, predictions = rng.integers(0, 5, 200), rng.integers(0, 6, 200)
+    uar = ser_metric.compute(predictions=predictions, references=references, label_names=list("abcdef"))["uar"]
+    assert unweighted_average_recall(predictions, references) == pytest.approx(uar, abs=1e-12)
+    assert uar == pytest.approx(sklearn_scores(references, predictions, 6)["uar"], abs=1e-12)

@@ -19,6 +19,8 @@ from gemo_clap.modeling.audio_tower_gemo_clap import WaveformTower, WhisperTower
 from gemo_clap.modeling.driver_gemo_clap import CALL_OPTIONS, OUTPUT_OPTIONS
 from gemo_clap.modeling.vad_gemo_clap import VAD_LICENSE_FILE, VAD_MODEL_FILE
 from gemo_clap.train.towers import build_model_and_processor
+from helpers import EMODB_WAV as EMODB
+from helpers import WHISPER_TINY
 
 from gemo_clap.cli import main
 from gemo_clap.loading import load_classifier
@@ -30,9 +32,6 @@ pytest.importorskip("onnx", reason="export-onnx needs onnx (pip install 'gemo-cl
 pytest.importorskip("onnxruntime", reason="the ONNX runner needs onnxruntime (pip install 'gemo-clap[onnx]')")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-WHISPER_TINY = SHARED / "models" / "whisper-tiny.en-encoder"
-EMODB = SHARED / "data" / "emodb" / "wav"
 RATE = 16000
 TOLERANCE = 1e-4
 LENGTHS = (0.4, 2.7, 1.3, 5.0)  # seconds: one at a time, and batched with padding

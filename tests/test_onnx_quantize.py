@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from gemo_clap.train.towers import build_model_and_processor
+from helpers import WHISPER_TINY
 
 from gemo_clap.cli import main
 from gemo_clap.onnx import quantize
@@ -27,7 +28,6 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 # scale they score every label about equally and no probability could show a damaged graph
 PEAKED = {"variant": "ml", "logit_scale_init": 100.0}
 REAL_QUANTIZATION = quantize.quantize_weights
-WHISPER_TINY = Path(__file__).resolve().parents[2] / "shared" / "models" / "whisper-tiny.en-encoder"
 
 
 def damaged_quantization(source: Path, target: Path, keep_float: list[str]) -> None:

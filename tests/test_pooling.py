@@ -157,7 +157,7 @@ def test_layer_weights_train_with_their_own_learning_rate(tiny_encoders, tmp_pat
     `layer_weights_learning_rate` gives them their own (without weight decay)."""
     from gemo_clap.train import loop
     from gemo_clap.train.config import TrainingConfig
-    from test_training import build_tiny_dataset, tiny_overrides
+    from helpers import build_tiny_dataset, tiny_overrides
 
     dataset = build_tiny_dataset(tmp_path / "data")
     moved = {}

@@ -4,10 +4,13 @@ timeline and folders: test_timeline_pipeline.py)."""
 from __future__ import annotations
 
 import json
+import shutil
 from itertools import pairwise
 
 import numpy as np
 import soundfile as sf
+from gemo_clap.train.config import TrainingConfig
+from iemocap_tree import tone
 
 from gemo_clap.cli import main
 
@@ -61,3 +64,28 @@ def test_exit_code_is_nonzero_only_when_every_file_fails(tiny_checkpoint, tmp_pa
     (tmp_path / "b.wav").unlink()
     assert main(["predict", "--model", str(tiny_checkpoint("wavlm")), str(tmp_path)]) == 2
     assert f"no audio files in {tmp_path}" in capsys.readouterr().err
+
+
+def test_predict_runs_a_checkpoints_own_code_only_when_asked(tiny_checkpoint, tmp_path, capsys):
+    folder = tmp_path / "tampered-checkpoint"  # a name no other test's remote code was imported under
+    shutil.copytree(tiny_checkpoint("wavlm"), folder)
+    marker = tmp_path / "remote-code-ran"
+    code = folder / "pipeline_gemo_clap.py"  # the code transformers runs for the checkpoint's pipeline
+    code.write_text(code.read_text() + f"\nfrom pathlib import Path\nPath({str(marker)!r}).write_text('yes')\n")
+    wav = tmp_path / "a.wav"
+    sf.write(wav, tone(1.0, 220.0), 16000)
+    assert main(["predict", "--model", str(folder), str(wav)]) == 0
+    assert not marker.exists()  # the installed gemo_clap code scored it
+    assert main(["predict", "--model", str(folder), "--trust-remote-code", str(wav)]) == 0
+    assert marker.read_text() == "yes"
+
+
+def test_json_outputs_end_with_a_newline(tiny_checkpoint, tmp_path, capsys):
+    wav = tmp_path / "a.wav"
+    sf.write(wav, tone(1.0, 220.0), 16000)
+    out = tmp_path / "out"
+    assert main(["predict", "--model", str(tiny_checkpoint("wavlm")), str(wav), "--output-dir", str(out)]) == 0
+    assert (out / "a.wav.json").read_text().endswith("}\n")
+    TrainingConfig().save(tmp_path / "config.json")
+    assert (tmp_path / "config.json").read_text().endswith("}\n")
+    assert TrainingConfig().report_to == []  # no tracker logs unless asked

@@ -24,6 +24,7 @@ from gemo_clap.processing import (
     push_dataset,
     save_dataset,
 )
+from gemo_clap.processing.atomic import leftovers
 from gemo_clap.processing.folds import with_speaker_folds
 from iemocap_tree import tone
 
@@ -197,3 +198,25 @@ def test_push_defaults_to_private_and_warns_for_iemocap(small_manifest, tmp_path
         with pytest.warns(UserWarning, match="Pushing it PUBLICLY to me/iemocap breaks it"):
             push_dataset(dataset, "me/iemocap", private=False)
         assert push.call_args == mock.call(dataset, "me/iemocap", private=False)
+
+
+def test_leftovers_finds_what_an_interrupted_write_leaves(tmp_path):
+    """The check the run tests rely on: it sees staged, replaced and discarded files, and nothing else."""
+    from gemo_clap.processing.atomic import atomic_path, staging_path
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / ".config.json.partial-12").write_text("{")
+    (tmp_path / ".model.old-7").mkdir()
+    (tmp_path / ".discarded.partial-3").mkdir()
+    (tmp_path / ".hidden").write_text("kept")
+    (tmp_path / "results.partial.json").write_text("a name, not a staging file")
+    assert [path.name for path in leftovers(tmp_path)] == [
+        ".discarded.partial-3",
+        ".model.old-7",
+        ".config.json.partial-12",
+    ]
+    assert staging_path(tmp_path / "x").name == ".x.partial"
+    with pytest.raises(RuntimeError), atomic_path(tmp_path / "out" / "file.json", unique=True) as partial:
+        partial.write_text("half")
+        raise RuntimeError("crash while writing")
+    assert not (tmp_path / "out" / "file.json").exists() and leftovers(tmp_path / "out") == []

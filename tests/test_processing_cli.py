@@ -5,8 +5,10 @@ import subprocess
 from pathlib import Path
 
 import datasets
+import numpy as np
 import pytest
 import soundfile as sf
+from helpers import write_manifest
 from iemocap_tree import tone, write_iemocap_tree
 
 from gemo_clap.cli import main
@@ -91,3 +93,37 @@ def test_console_script(tmp_path):
     )
     assert failed.returncode == 2 and "gemo-clap build-dataset: manifest source not found" in failed.stderr
     assert "Traceback" not in failed.stderr
+
+
+def test_build_dataset_skips_nan_infinite_and_too_short_files_and_normalises_loud_float_files(tmp_path, capsys):
+    loud = 1.8 * tone(0.5, 220.0).astype(np.float32) / 0.3  # peak 1.8: beyond [-1, 1]
+    manifest = write_manifest(
+        tmp_path / "corpus",
+        {
+            "all_nan.wav": np.full(8000, np.nan, dtype=np.float32),
+            "some_inf.wav": np.concatenate([tone(0.4, 200.0), [np.inf]]).astype(np.float32),
+            "blip.wav": tone(0.05, 300.0).astype(np.float32),
+            "loud.wav": loud,
+            "a_folder.wav": None,
+        },
+    )
+    out = tmp_path / "built"
+    assert main(["build-dataset", "manifest", str(manifest), "--output", str(out), "--folds", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "  NaN or infinite samples: 2" in printed and "all_nan.wav" in printed and "some_inf.wav" in printed
+    assert "  shorter than 0.1 s: 1" in printed and "blip.wav" in printed
+    assert "  folder, not an audio file: 1" in printed and "a_folder.wav" in printed
+    assert "peak-normalised 1 float file(s) holding samples beyond [-1, 1]:" in printed and "loud.wav" in printed
+    dataset = datasets.load_from_disk(str(out))
+    assert sorted(dataset["id"]) == sorted(
+        [f"{s}_{e}.wav" for s in ("f1", "m1", "f2", "m2") for e in ("happy", "sad")] + ["loud.wav"]
+    )
+    from gemo_clap.processing.audio import decode_example_audio
+
+    kept = decode_example_audio(dataset[list(dataset["id"]).index("loud.wav")]["audio"])
+    assert np.abs(kept).max() == pytest.approx(1.0, abs=1e-3)  # scaled, not clipped: the shape is kept
+    np.testing.assert_allclose(kept, loud / np.abs(loud).max(), atol=1e-4)
+
+    assert main(["build-dataset", "manifest", str(manifest), "--output", str(tmp_path / "b"), "--folds", "2",
+                 "--min-seconds", "0.01"]) == 0  # fmt: skip
+    assert "blip.wav" in datasets.load_from_disk(str(tmp_path / "b"))["id"]

@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 from gemo_clap.processing import CorpusError, apply_label_map, build_corpus, parse_label_map, scan_corpus
+from helpers import EMODB
 from iemocap_tree import tone
-
-EMODB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "emodb"
 
 
 def write_wav(path: Path, seconds: float = 0.3, rate: int = 16000) -> None:
@@ -238,3 +237,21 @@ def test_empty_results_are_errors(tmp_path):
         build_corpus("manifest", manifest, label_map="anger:angry", cache_dir=tmp_path / "c")
     with pytest.raises(CorpusError, match="cannot make 5 speaker-independent folds from 1 speakers"):
         build_corpus("manifest", manifest, cache_dir=tmp_path / "c")
+
+
+def test_macos_metadata_files_are_counted_as_skipped(tmp_path, capsys):
+    from gemo_clap.processing.corpora import scan_corpus
+
+    wav = tmp_path / "emodb" / "wav"
+    wav.mkdir(parents=True)
+    for name in ("03a01Fa.wav", "08a01Wa.wav"):
+        sf.write(wav / name, tone(0.5, 200.0), 16000, subtype="PCM_16")
+    (wav / "._03a01Fa.wav").write_bytes(b"\x00\x05\x16\x07 Mac OS X")
+    scan = scan_corpus("emodb", tmp_path / "emodb")
+    assert [record.id for record in scan.records] == ["03a01Fa", "08a01Wa"]
+    assert [Path(path).name for path in scan.metadata] == ["._03a01Fa.wav"] and scan.skipped == []
+    from gemo_clap.processing.builder import build_corpus
+    from gemo_clap.processing.summary import format_summary
+
+    dataset, report = build_corpus("emodb", tmp_path / "emodb", num_folds=2, cache_dir=tmp_path / "cache")
+    assert "skipped 1 macOS metadata file(s) (._*), not audio" in format_summary(dataset, report)

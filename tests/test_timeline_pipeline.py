@@ -15,14 +15,13 @@ import pytest
 import soundfile as sf
 import torch
 from gemo_clap.modeling import driver_gemo_clap, vad_gemo_clap
+from helpers import EMODB_WAV as EMODB
 from timeline_helpers import EnergyVad, silence, tone
 
 from gemo_clap.cli import main
 from gemo_clap.loading import load_classifier
-from gemo_clap.predict import NO_SPEECH_NOTE
+from gemo_clap.timeline.result import NO_SPEECH_NOTE
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-EMODB = SHARED / "data" / "emodb" / "wav"
 RATE = 16000
 needs_emodb = pytest.mark.skipif(not EMODB.is_dir(), reason=f"needs real speech: {EMODB} is absent")
 needs_silero = pytest.mark.skipif(
@@ -364,7 +363,7 @@ def test_predict_folder_output_dir_resume_and_unreadable_files(ml_checkpoint, en
 
 
 def test_predict_crash_leaves_no_half_written_file(ml_checkpoint, energy_vad, tmp_path, monkeypatch, capsys):
-    from gemo_clap import timeline_plot
+    from gemo_clap.timeline import plot as timeline_plot
 
     folder, out = make_folder(tmp_path), tmp_path / "out"
     command = ["predict", "--model", str(ml_checkpoint), str(folder / "monday"), "--output-dir", str(out), "--plot"]

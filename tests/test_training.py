@@ -16,17 +16,17 @@ import pytest
 import torch
 from datasets import load_from_disk
 from gemo_clap.modeling import GEmoClapModel, GEmoClapProcessor
+from gemo_clap.processing.atomic import leftovers
 from gemo_clap.processing.audio import SAMPLING_RATE, decode_example_audio
 from gemo_clap.processing.builder import build_corpus, save_dataset
 from gemo_clap.processing.synthetic import generate_corpus
 from gemo_clap.train.audio_cache import example_key
-from gemo_clap.train.config import MODEL_SETTINGS, TrainingConfig
+from gemo_clap.train.config import TrainingConfig
 from gemo_clap.train.data import fold_splits, load_built_dataset
 from gemo_clap.train.evaluation.cli_evaluate import evaluate_model
+from helpers import EMOTIONS, build_tiny_dataset, tiny_overrides
 from safetensors.torch import load_file
 from transformers import AutoModel, AutoProcessor, AutoTokenizer
-
-from gemo_clap.atomic import leftovers
 
 CHECKPOINT_FILES = {
     "model.safetensors",
@@ -42,7 +42,6 @@ REMOTE_CODE = {
     "processing_gemo_clap.py",
     "pipeline_gemo_clap.py",
 }
-EMOTIONS = ["angry", "happy", "sad", "neutral"]
 # `gemo-clap train ARGS...` whose loop is patched to SIGKILL its own process right after saving checkpoint STEP
 KILLED_AFTER_CHECKPOINT = """
 import os, signal, sys
@@ -64,45 +63,10 @@ sys.exit(cli_train.main())
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def build_tiny_dataset(root: Path) -> Path:
-    """Save 2 speakers per gender x 4 emotions x 2 clips, cut to 0.5 s, in 2 speaker folds of 16 clips."""
-    manifest = generate_corpus(root / "corpus", speakers_per_gender=2, clips_per_emotion=2)
-    dataset, _ = build_corpus("manifest", manifest, num_folds=2, max_seconds=0.5)
-    return save_dataset(dataset, root / "dataset")
-
-
-def tiny_overrides(towers: tuple[Path, Path], dataset: Path, output_dir: Path, **changes) -> list[str]:
-    """`key=value` overrides of a run of seconds: test fold 1, 12 training clips (3 steps of 4), 4 for validation."""
-    values = dict(
-        audio_encoder=towers[0],
-        text_encoder=towers[1],
-        dataset=dataset,
-        output_dir=output_dir,
-        test_fold=1,
-        variant="sl",
-        num_epochs=2,
-        warmup_epochs=1,
-        batch_size=4,
-        eval_batch_size=8,
-        learning_rate=1e-3,
-        projection_dim=16,
-        validation_fraction=0.25,
-        report_to="none",
-        seed=0,
-    )
-    values.update(changes)
-    return [f"{'model.' if key in MODEL_SETTINGS else ''}{key}={value}" for key, value in values.items()]
-
-
 def assert_same_tensors(actual: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> None:
     assert actual.keys() == expected.keys()
     different = [name for name in expected if not torch.equal(actual[name], expected[name])]
     assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
-
-
-@pytest.fixture(scope="module")
-def dataset_dir(tmp_path_factory) -> Path:
-    return build_tiny_dataset(tmp_path_factory.mktemp("synthetic"))
 
 
 @pytest.fixture(scope="module")
@@ -314,8 +278,7 @@ def test_resume_after_sigkill_mid_epoch_matches_an_uninterrupted_run(tiny_encode
 
 def test_fold_splits_write_nothing_into_the_dataset_folder(tmp_path):
     import datasets
-    from gemo_clap.processing.builder import build_corpus, save_dataset
-    from gemo_clap.processing.synthetic import generate_corpus
+    from gemo_clap.processing.builder import save_dataset
     from gemo_clap.train.data import fold_splits
 
     built, _ = build_corpus(

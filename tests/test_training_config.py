@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 from gemo_clap.train.config import CONFIG_DIR, TrainingConfig
+from helpers import SHARED
 
 from gemo_clap.cli import main as cli_main
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = REPO_ROOT.parent / "shared"
 PAPER_TOWERS = {
     "wavlm-large": "microsoft/wavlm-large",
     "wav2vec2-large": "facebook/wav2vec2-large-lv60",

@@ -4,8 +4,6 @@ the metric loaded once, and length-grouped batches when the tower runs."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import gemo_clap.train.audio_cache as audio_cache_module
 import gemo_clap.train.collator as collator_module
 import gemo_clap.train.loop as loop
@@ -18,18 +16,11 @@ from gemo_clap.train.config import TrainingConfig
 from gemo_clap.train.data import LengthGroupedSampler, padding_fraction
 from gemo_clap.train.evaluation import metric_loading
 from gemo_clap.train.towers import build_model_and_processor
-from test_training import build_tiny_dataset, tiny_overrides
+from helpers import EMODB, EMOTIONS, SHARED, tiny_overrides
+from helpers import WHISPER_TINY as WHISPER
 from torch.utils.data import RandomSampler
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-EMODB, WHISPER = SHARED / "data" / "emodb", SHARED / "models" / "whisper-tiny.en-encoder"
-EMOTIONS = ["angry", "happy", "sad", "neutral"]
-
-
-@pytest.fixture(scope="module")
-def dataset_dir(tmp_path_factory) -> Path:
-    return build_tiny_dataset(tmp_path_factory.mktemp("cost"))
 
 
 def loss_and_gradients(model, batch: dict) -> tuple[float, dict[str, torch.Tensor], int]:

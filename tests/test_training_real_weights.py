@@ -4,12 +4,10 @@ all-MiniLM-L6-v2, one fold, one epoch, through the shipped CPU config."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-EMODB, WHISPER = SHARED / "data" / "emodb", SHARED / "models" / "whisper-tiny.en-encoder"
+from helpers import EMODB, SHARED
+from helpers import WHISPER_TINY as WHISPER
 
 
 @pytest.mark.slow

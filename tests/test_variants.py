@@ -11,7 +11,7 @@ import torch
 from gemo_clap.modeling import VARIANTS, GEmoClapConfig, GEmoClapModel, LossInputs, Variant, register_variant
 from gemo_clap.train.hub.model_card import render_model_card
 from gemo_clap.train.towers import build_model_and_processor
-from test_training import build_tiny_dataset, tiny_overrides
+from helpers import build_tiny_dataset, tiny_overrides
 from torch.nn import functional as F
 
 from gemo_clap.cli import main

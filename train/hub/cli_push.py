@@ -43,11 +43,11 @@ def training_corpus(training_args: dict | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ...loading import local_folder_or_repo_id
     from ...modeling import GEmoClapConfig
     from ...processing.corpora import corpus_spec
     from ..config import LOCAL_PATH_KEYS, TRAINING_CONFIG_NAME
     from ..evaluation.zero_shot import scoring_sentence
+    from ..sources import local_folder_or_repo_id
     from .model_card import render_model_card
     from .publish import push_model_folder
 

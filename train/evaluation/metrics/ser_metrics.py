@@ -71,6 +71,12 @@ def _recalls(matrix: np.ndarray) -> dict[int, float]:
     return {int(c): float(matrix[c, c] / support[c]) for c in np.flatnonzero(support)}
 
 
+def unweighted_average_recall(predictions: np.ndarray, references: np.ndarray) -> float:
+    """UAR: the mean recall over the classes present in `references` (integer class ids)."""
+    num_labels = int(max(np.max(predictions), np.max(references))) + 1
+    return _war_uar(_confusion_matrix(np.asarray(references), np.asarray(predictions), num_labels))["uar"]
+
+
 def _war_uar(matrix: np.ndarray) -> dict[str, float]:
     return {"war": float(np.trace(matrix) / matrix.sum()), "uar": float(np.mean(list(_recalls(matrix).values())))}
 

@@ -15,10 +15,10 @@ whose message is one line (a toast in the browser, `gradio_client.exceptions.App
 import functools
 from collections.abc import Callable
 
-from .app_analysis import DEFAULT_MAX_SECONDS, TABLE_HEADERS, ResultFolders, analyse_file, minutes
-from .app_live import LiveSession
-from .app_model import ServedModel
-from .modeling.timeline_gemo_clap import TimelineSettings
+from ..modeling.timeline_gemo_clap import TimelineSettings
+from .analysis import DEFAULT_MAX_SECONDS, TABLE_HEADERS, ResultFolders, analyse_file, minutes
+from .live import LiveSession
+from .model import ServedModel
 
 DEFAULT_CONCURRENCY = 1  # file analyses run at a time: one analysis already uses every core of a small machine
 LIVE_STREAMS = 4  # microphone updates processed at once (each is a hop of audio: a few windows at most)

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-
 PARTIAL, OLD = "partial", "old"  # the suffixes of a file being written and of one being replaced
 
 

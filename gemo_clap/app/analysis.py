@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .app_model import ServedModel
-from .modeling.audio_gemo_clap import MIN_SECONDS, AudioDecodeError, file_duration
-from .modeling.vad_gemo_clap import VAD_SAMPLING_RATE
-from .predict import write_results
+from ..modeling.audio_gemo_clap import MIN_SECONDS, AudioDecodeError, file_duration
+from ..modeling.vad_gemo_clap import VAD_SAMPLING_RATE
+from ..timeline.result import write_results
+from .model import ServedModel
 
 DEFAULT_MAX_SECONDS = 600.0  # longest file the app takes (`--max-seconds`)
 DOWNLOADS = ("json", "csv", "srt")

@@ -8,9 +8,9 @@ import html
 
 import numpy as np
 
-from .app_analysis import segment_rows
-from .app_model import BATCH_SIZE, ServedModel
-from .timeline_plot import NON_SPEECH, colours
+from ..timeline.plot import NON_SPEECH, colours
+from .analysis import segment_rows
+from .model import BATCH_SIZE, ServedModel
 
 SHOWN_SECONDS = 60.0  # the running timeline shows the last minute (the table keeps every segment)
 MIN_SHOWN_SECONDS = 10.0

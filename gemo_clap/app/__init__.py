@@ -1,7 +1,7 @@
 """`gemo-clap app`: a Gradio web app serving a model (a checkpoint folder or Hub repo id with `--model`, an ONNX
 export with `--onnx`): a file tab (upload or record; scores, gender, the timeline picture, segments, downloads) and
-a live tab (the microphone), callable as an API with gradio_client (`app_ui`). `--write-space DIR` writes a Hugging
-Face Space that starts the same app (`app_space`). Needs `pip install 'gemo-clap[app]'`."""
+a live tab (the microphone), callable as an API with gradio_client (`ui`). `--write-space DIR` writes a Hugging
+Face Space that starts the same app (`space`). Needs `pip install 'gemo-clap[app]'`."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import argparse
 import socket
 from pathlib import Path
 
-from .app_analysis import DEFAULT_MAX_SECONDS
+from .analysis import DEFAULT_MAX_SECONDS
 
 DEMO_MODEL = Path("gemo-clap-demo") / "run" / "model"  # what `gemo-clap demo` writes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from .app_ui import DEFAULT_CONCURRENCY
+    from .ui import DEFAULT_CONCURRENCY
 
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--model", help=f"model folder or Hub repo id (after `gemo-clap demo`: {DEMO_MODEL})")
@@ -48,8 +48,8 @@ def create_app(
     concurrency: int | None = None,
 ):
     """The app (a `gr.Blocks`, its queue set) serving a checkpoint (`model`) or an ONNX export (`onnx`)."""
-    from .app_model import load_model
-    from .app_ui import DEFAULT_CONCURRENCY, build_app, import_gradio
+    from .model import load_model
+    from .ui import DEFAULT_CONCURRENCY, build_app, import_gradio
 
     import_gradio()  # a missing extra is reported before the model loads
     if max_seconds <= 0:
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     if args.requirement is not None and args.write_space is None:
         raise ValueError("--requirement applies to --write-space")
     if args.write_space is not None:
-        from .app_space import write_space
+        from .space import write_space
 
         if args.onnx is not None:
             raise ValueError("--write-space serves a Hub model: give --model REPO_ID, not --onnx")

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .modeling.audio_gemo_clap import audio_blocks
+from ..modeling.audio_gemo_clap import audio_blocks
 
 EMOTION_COLOURS = {  # the usual emotions keep one colour in every picture; other labels take tab10's
     "angry": "#d62728",
@@ -94,7 +94,7 @@ def _lane(axis, segments: Sequence[dict], key: str, palette: dict[str, str], dur
             axis.text((start + end) / 2, 0.5, value, ha="center", va="center", fontsize=7, color="white", clip_on=True)
 
 
-def plot_timeline(result: dict, audio_path: str | os.PathLike, destination, sampling_rate: int = 16000) -> None:
+def plot_timeline(result: dict, audio_path: str | os.PathLike, destination, sampling_rate: int) -> None:
     """Write the PNG of one `predict` result (with its windows' scores in `result["chunks"]`) to `destination` (a
     path or a binary file)."""
     import matplotlib

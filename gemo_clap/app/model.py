@@ -1,7 +1,7 @@
 """The model a `gemo-clap app` serves: a checkpoint (folder or Hub repo id) through the zero-shot pipeline, or a
 folder written by `gemo-clap export-onnx` through the onnxruntime runner, behind one small interface: its labels
 and template (editable for a checkpoint, fixed at export for ONNX), whether it scores gender, and one call that
-gives a file's emotion timeline as `gemo-clap predict` does. Imports no gradio (the UI lives in `app_ui`)."""
+gives a file's emotion timeline as `gemo-clap predict` does. Imports no gradio (the UI lives in `ui`)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .loading import load_classifier, load_onnx_runner
-from .modeling.labels_gemo_clap import resolve_label_prompts
-from .predict import predict_file
+from ..loading import load_classifier, load_onnx_runner
+from ..modeling.labels_gemo_clap import resolve_label_prompts
+from ..timeline.result import predict_file
 
 BATCH_SIZE = 8  # windows per audio-tower call
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import yaml
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 
-from . import __version__
-from .atomic import atomic_path, check_folder_path
+from .. import __version__
+from ..processing.atomic import atomic_path, check_folder_path
 
 APP_FILE = "app.py"
 APP_TEMPLATE = '''"""A Hugging Face Space serving {model} with gemo-clap's app
@@ -78,7 +78,7 @@ def space_files(model: str, max_seconds: float, concurrency: int, requirement: s
         gradio_version = importlib.metadata.version("gradio")
     except importlib.metadata.PackageNotFoundError as error:
         raise ImportError("writing a Space pins the installed gradio: pip install 'gemo-clap[app]'") from error
-    from .app_ui import TITLE
+    from .ui import TITLE
 
     front = {
         "title": "GEmo-CLAP speech emotion",
