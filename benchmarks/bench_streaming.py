@@ -2,7 +2,7 @@
 real-time factor fed as fast as it goes, and memory over long streams. Timing numbers: run it alone.
 
 The stream: EmoDB 4-class utterances (anger, happiness, sadness, neutral; drawn at random) between 0.3-2 s silences,
-pushed in frames of `--frame-ms` (20 ms), with the timeline's default settings (window 3 s, hop 0.5 s, smoothing 2 s,
+pushed in frames of `--frame-ms` (20 ms), with the timeline's default settings (window 2 s, hop 0.5 s, smoothing 2 s,
 min silence 0.25 s) and gender; whisper-tiny.en through the torch pipeline and the ONNX runner (exported with
 `gemo-clap export-onnx`), and for the real-time factor whisper-base too.
 

@@ -47,8 +47,8 @@ class TimelineSettings:
     segmentation: str = "vad"
     chunk_length_s: float | None = None
     # the defaults of segmentation="vad": the best validation scores averaged over the 5 EmoDB folds'
-    # conversations (benchmarks/bench_timeline.py; min_speech_s is Silero's, not searched)
-    window_s: float = 3.0
+    # conversations (benchmarks/bench_timeline.py, 2026-12-05, cpu-whisper-tiny-sl; min_speech_s is Silero's)
+    window_s: float = 2.0
     hop_s: float = 0.5
     smoothing_s: float = 2.0
     vad_threshold: float = 0.6

@@ -82,7 +82,9 @@ def test_a_frozen_text_run_saves_a_checkpoint_that_remote_code_loads_with_the_sa
     the saved folder loads through its own remote code (no gemo_clap classes, no peft) with the logits the model
     had in memory when it was saved."""
     _, processor = build_model_and_processor(*tiny_encoders("whisper"))
-    inputs = processor(audio=[make_clip(1.0, seed=1), make_clip(2.5, seed=2)], text=["The emotion is sad."] * 3)
+    inputs = processor(
+        audio=[make_clip(1.0, seed=1), make_clip(2.5, seed=2)], text=["The emotion is sad."] * 3, sampling_rate=16000
+    )
     inputs["input_ids"][1, 3] = 7  # three different prompts
     recorded = []
     original_save = GEmoClapModel.save_pretrained
