@@ -20,10 +20,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_emodb_variants import TOWERS, emodb_workspace
+from bench_emodb_variants import cpu_config, emodb_workspace
 from gemo_clap.processing.atomic import remove
 from gemo_clap.train.cli_cross_validate import cross_validate
-from gemo_clap.train.config import TrainingConfig
 from gemo_clap.train.evaluation.probe import PROBE_LAYERS
 
 # the previous round's cpu-whisper-* settings (selected on EmoDB 4-class alone): mean over a learnt weighted layer
@@ -81,15 +80,8 @@ def main() -> None:
             probes_done = False
             for row in args.rows.split(","):
                 for variant in ("emo", "sl", "ml"):
-                    overrides = [
-                        f"audio_encoder={TOWERS[tower]}",
-                        f"dataset={dataset_dir}",
-                        f"output_dir={root / tower / row / variant}",
-                        f"audio_cache_dir={root / 'audio_cache'}",
-                        "report_to=none",
-                        *(PREVIOUS_ROUND if row == "previous" else []),
-                    ]
-                    config = TrainingConfig.load(f"cpu-whisper-{tower}-{variant}", overrides)
+                    extra = PREVIOUS_ROUND if row == "previous" else []
+                    config = cpu_config(tower, variant, dataset_dir, root, root / tower / row / variant, extra)
                     run_started = time.monotonic()
                     probes = () if probes_done else PROBE_LAYERS
                     paths = cross_validate(config, [variant], seeds=seeds, overwrite=True, probes=probes)

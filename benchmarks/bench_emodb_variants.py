@@ -19,7 +19,7 @@ import contextlib
 import json
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +84,22 @@ def emodb_workspace(output_dir: str | None, label_map: str | None = "4class") ->
         yield root, dataset, save_dataset(dataset, root / name, overwrite=True)
 
 
+def cpu_config(
+    tower: str, variant: str, dataset_dir: Path, root: Path, output_dir: Path, extra: Iterable[str] = ()
+) -> TrainingConfig:
+    """The shipped `cpu-whisper-<tower>-<variant>` config on the EmoDB dataset saved in `dataset_dir`, writing its
+    runs to `output_dir`, the frozen-tower cache shared under `root`, with the `extra` overrides."""
+    overrides = [
+        f"audio_encoder={TOWERS[tower]}",
+        f"dataset={dataset_dir}",
+        f"output_dir={output_dir}",
+        f"audio_cache_dir={root / 'audio_cache'}",
+        "report_to=none",
+        *extra,
+    ]
+    return TrainingConfig.load(f"cpu-whisper-{tower}-{variant}", overrides)
+
+
 def summary(results: list[dict]) -> str:
     war, uar = (100 * np.array([r[key] for r in results]) for key in ("war", "uar"))
     return f"{war.mean():5.1f} +/- {war.std():4.1f} | {uar.mean():5.1f} +/- {uar.std():4.1f}"
@@ -94,23 +110,15 @@ def main() -> None:
     parser.add_argument("--first-round", action="store_true", help="the first round's CPU config settings")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     args = parser.parse_args()
-    encoder = shared_encoder(args.tower)
+    shared_encoder(args.tower)  # exits saying what is missing
     started = time.monotonic()
     with emodb_workspace(args.output_dir) as (root, dataset, dataset_dir):
         print(f"EmoDB 4-class: {len(dataset)} utterances, folds {sorted(set(dataset['fold']))}")
 
         rows = {}
         for variant in ("emo", "sl", "ml"):
-            overrides = [
-                f"audio_encoder={encoder}",
-                f"dataset={dataset_dir}",
-                f"output_dir={root / 'cv' / variant}",
-                f"audio_cache_dir={root / 'audio_cache'}",
-                "report_to=none",
-                *(FIRST_ROUND if args.first_round else []),
-                *args.overrides,
-            ]
-            config = TrainingConfig.load(f"cpu-whisper-{args.tower}-{variant}", overrides)
+            extra = [*(FIRST_ROUND if args.first_round else []), *args.overrides]
+            config = cpu_config(args.tower, variant, dataset_dir, root, root / "cv" / variant, extra)
             variant_started = time.monotonic()
             probes = PROBE_LAYERS if variant == "emo" else ()  # the probes once, on the same folds
             paths = cross_validate(config, [variant], overwrite=True, probes=probes)

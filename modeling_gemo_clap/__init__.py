@@ -3,7 +3,8 @@
 Importing this package registers the classes with the `transformers` Auto classes, so `save_pretrained` writes
 an `auto_map` and checkpoints load anywhere with `trust_remote_code=True`, and locally without it. Where torch is
 not installed (an ONNX deployment), only the torch-free modules can be imported from it: `audio_gemo_clap`,
-`timeline_gemo_clap` (the emotion timeline), `streaming_gemo_clap` (the timeline of live audio: `EmotionStream`),
+`timeline_gemo_clap` (the emotion timeline), `driver_gemo_clap` (the inference driver the pipeline and the ONNX
+runner share), `streaming_gemo_clap` (the timeline of live audio: `EmotionStream`),
 `vad_gemo_clap` (speech detection with onnxruntime), `choices_gemo_clap` (variants, poolings, tower kinds) and
 `configuration_gemo_clap` (the configuration, with transformers).
 """

@@ -1,9 +1,12 @@
 """What several test files share: where the real material lives (`SHARED`: beside the repository, absent from a
-user's clone, so every test using it skips or falls back without it), the tiny synthetic training setup, and the
-check that a saved checkpoint's own code computes its logits without gemo_clap installed."""
+user's clone, so every test using it skips or falls back without it), the tiny synthetic training setup, the
+check that a saved checkpoint's own code computes its logits without gemo_clap installed, a module's output shapes
+(`output_shapes`) and the substrings a text must hold (`assert_contains`)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -84,3 +87,20 @@ def write_manifest(root: Path, extra: dict[str, np.ndarray | None]) -> Path:
         lines.append(f"{name},happy,female,f1")
     (root / "manifest.csv").write_text("\n".join(lines) + "\n")
     return root / "manifest.csv"
+
+
+@contextlib.contextmanager
+def output_shapes(module) -> Iterator[list[tuple[int, ...]]]:
+    """The shapes of `module`'s outputs, one a forward call, recorded while the block runs (its hook then removed)."""
+    shapes = []
+    hook = module.register_forward_hook(lambda module, args, output: shapes.append(output.shape))
+    try:
+        yield shapes
+    finally:
+        hook.remove()
+
+
+def assert_contains(text: str, *pieces: str) -> None:
+    """Each of `pieces` stands in `text`; a failure names every missing one."""
+    missing = [piece for piece in pieces if piece not in text]
+    assert not missing, f"missing {missing} in:\n{text}"

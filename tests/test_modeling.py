@@ -16,6 +16,7 @@ from gemo_clap.modeling import (
 from gemo_clap.train.global_loss import contrastive_loss
 from gemo_clap.train.towers import build_model_and_processor
 from gemo_clap.train.training_model import GEmoClapTrainingModel
+from helpers import output_shapes
 from transformers import AutoModel
 from transformers.models.wavlm.modeling_wavlm import WavLMModel
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
@@ -291,13 +292,8 @@ def test_whisper_short_clip_is_not_padded_to_30_seconds(built, make_clip):
     model, processor = built("whisper", projection_dim=PROJECTION_DIM)
     inputs = processor(audio=make_clip(4.0), sampling_rate=16000)
     assert inputs["input_features"].shape == (1, 80, 400)
-    shapes = []
-    hook = model.audio_model.layer_norm.register_forward_hook(lambda module, args, output: shapes.append(output.shape))
-    try:
-        with torch.no_grad():
-            pooled = model.get_audio_pooled_output(**inputs)
-    finally:
-        hook.remove()
+    with output_shapes(model.audio_model.layer_norm) as shapes, torch.no_grad():
+        pooled = model.get_audio_pooled_output(**inputs)
     assert shapes == [(1, 200, 64)]
     assert pooled.shape == (1, 64)
 

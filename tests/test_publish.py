@@ -9,6 +9,7 @@ import pytest
 import torch
 from gemo_clap.train.hub.model_card import render_model_card
 from gemo_clap.train.hub.publish import files_to_publish, push_model_folder
+from helpers import assert_contains
 from hub_mock import MOCK_TOKEN, MOCK_USER, UnexpectedHubRequest
 from huggingface_hub import HfApi, ModelCard, snapshot_download
 from huggingface_hub.errors import RepositoryNotFoundError
@@ -67,15 +68,20 @@ def test_model_card_metadata_round_trip():
 
 def test_model_card_text():
     text = ModelCard(str(render_model_card(**card_kwargs()))).text
-    assert 'AutoModel.from_pretrained("mock-user/gemo-clap-sl", trust_remote_code=True)' in text
-    assert 'pipeline("zero-shot-audio-classification", model="mock-user/gemo-clap-sl", trust_remote_code=True)' in text
-    assert "candidate_labels=['anger', 'happiness', 'sadness', 'neutral']" in text
-    assert "| WAR (weighted average recall) | 83.16 ± 1.20 |" in text
-    assert "| UAR (unweighted average recall) | 81.43 ± 2.00 |" in text
-    assert "| WAR (female) | 85.00 ± 1.00 |" in text
-    assert "| learning_rate | 1e-05 |" in text and "| num_train_epochs | 40 |" in text
-    assert "arXiv:2306.07848" in text and "@article{pan2023gemoclap" in text
-    assert "Protocol: leave-one-speaker-out 10-fold cross-validation." in text
+    assert_contains(
+        text,
+        'AutoModel.from_pretrained("mock-user/gemo-clap-sl", trust_remote_code=True)',
+        'pipeline("zero-shot-audio-classification", model="mock-user/gemo-clap-sl", trust_remote_code=True)',
+        "candidate_labels=['anger', 'happiness', 'sadness', 'neutral']",
+        "| WAR (weighted average recall) | 83.16 ± 1.20 |",
+        "| UAR (unweighted average recall) | 81.43 ± 2.00 |",
+        "| WAR (female) | 85.00 ± 1.00 |",
+        "| learning_rate | 1e-05 |",
+        "| num_train_epochs | 40 |",
+        "arXiv:2306.07848",
+        "@article{pan2023gemoclap",
+        "Protocol: leave-one-speaker-out 10-fold cross-validation.",
+    )
     assert "IEMOCAP licence agreement" not in text
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from helpers import EMODB_WAV, WHISPER_TINY
+from helpers import EMODB_WAV, WHISPER_TINY, output_shapes
 from transformers import AutoModel, AutoTokenizer, WhisperFeatureExtractor, pipeline
 from transformers.models.whisper.modeling_whisper import WhisperModel
 
@@ -112,15 +112,10 @@ def test_short_path_on_the_clip(built, clip):
     model, processor = built
     alone = processor(audio=clip, sampling_rate=16000)
     assert alone["input_features"].shape == (1, 80, 187)
-    frames = []
-    hook = model.audio_model.layer_norm.register_forward_hook(lambda module, args, output: frames.append(output.shape))
-    try:
-        with torch.no_grad():
-            pooled_alone = model.get_audio_pooled_output(**alone)
-            longer = np.concatenate([clip, clip[::-1], clip])
-            pooled_batch = model.get_audio_pooled_output(**processor(audio=[clip, longer], sampling_rate=16000))
-    finally:
-        hook.remove()
+    with output_shapes(model.audio_model.layer_norm) as frames, torch.no_grad():
+        pooled_alone = model.get_audio_pooled_output(**alone)
+        longer = np.concatenate([clip, clip[::-1], clip])
+        pooled_batch = model.get_audio_pooled_output(**processor(audio=[clip, longer], sampling_rate=16000))
     assert frames == [(1, 94, 384), (2, 282, 384)]
     difference = (pooled_alone[0] - pooled_batch[0]).abs().max().item()
     print(f"real Whisper: clip alone vs batched with a 3x longer clip: max abs diff {difference:.3g}")
