@@ -21,7 +21,7 @@ Stages, scored by the mean validation UAR over both label sets:
 With `--start shipped` (for a second tower): A, B and A2 are not rerun; the head and training of the shipped
 cpu-whisper-tiny-sl config (the first tower's selection) are scored beside the previous configs' head (text frozen)
 and beside the same with the text tower trained through LoRA adapters (`text_lora_rank=8`, issue 21), the best
-kept, then C and D run on this tower's own splits.
+kept (`--no-lora`: the frozen tower only), then C and D run on this tower's own splits.
 Prints every candidate's validation UAR (mean +/- std over the outer folds, per label set) and writes
 `selection.json` (resumable: finished inner runs are kept).
 
@@ -126,6 +126,7 @@ def summary(scores: list[dict], key: str = "uar") -> tuple[float, float]:
 def main() -> None:
     parser = emodb_parser(__doc__)
     parser.add_argument("--start", choices=["search", "shipped"], default="search", help="see above")
+    parser.add_argument("--no-lora", action="store_true", help="with --start shipped: the text tower stays frozen")
     args = parser.parse_args()
     encoder = shared_encoder(args.tower)
     started = time.monotonic()
@@ -181,7 +182,8 @@ def main() -> None:
             evaluate("A", *heads[1][:2], heads[1][2])  # the previous head, for reference
             settings, model = shipped_start()
             lora = {**settings, "freeze_text": False, "text_lora_rank": 8}
-            chosen = best([evaluate("A2", settings, model, cost=0), evaluate("A2", lora, model, cost=2)])
+            heads = [evaluate("A2", settings, model, cost=0)]
+            chosen = best(heads if args.no_lora else [*heads, evaluate("A2", lora, model, cost=2)])
         else:
             chosen = search(heads, evaluate, best)
         selected = select_variants(chosen, evaluate, best)
