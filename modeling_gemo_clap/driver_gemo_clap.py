@@ -34,7 +34,7 @@ from .timeline_gemo_clap import (
     timeline_settings,
     utterance_spans,
 )
-from .vad_gemo_clap import INSTALL_HINT, SileroVad, vad_installed
+from .vad_gemo_clap import INSTALL_HINT, VAD_SAMPLING_RATE, SileroVad, vad_installed
 
 logger = logging.getLogger(__name__)
 
@@ -243,7 +243,7 @@ class ZeroShotDriver:
     def stream(
         self,
         scorer: Callable[[Prompts], Scorer],
-        sampling_rate: int = 16000,
+        sampling_rate: int = VAD_SAMPLING_RATE,
         candidate_labels: Sequence[str] | str | None = None,
         hypothesis_template: str | None = None,
         return_gender: bool = False,

@@ -18,6 +18,7 @@ from .driver_gemo_clap import CallOptions, Prompts, Scorer, ZeroShotDriver, flag
 from .labels_gemo_clap import check_return_gender, resolve_label_prompts
 from .streaming_gemo_clap import EmotionStream
 from .timeline_gemo_clap import ClipScores, TimelineSettings
+from .vad_gemo_clap import VAD_SAMPLING_RATE
 
 PIPELINE_TASK = "zero-shot-audio-classification"
 
@@ -105,7 +106,7 @@ class GEmoClapZeroShotAudioClassificationPipeline(ChunkPipeline):
         cannot serve, before any audio is read."""
         return self.driver.options(**options)
 
-    def stream(self, sampling_rate: int = 16000, **options: Any) -> EmotionStream:
+    def stream(self, sampling_rate: int = VAD_SAMPLING_RATE, **options: Any) -> EmotionStream:
         """The emotion timeline of live audio at `sampling_rate`: an `EmotionStream` whose `push(frames)` returns
         partial and final segment events as the audio comes. Options (`candidate_labels`, `hypothesis_template`,
         `return_gender`, `batch_size`: windows per audio-tower call, and the timeline's) as `ZeroShotDriver.stream`."""

@@ -18,7 +18,7 @@ from ..modeling.driver_gemo_clap import CallOptions, Prompts, Scorer, ZeroShotDr
 from ..modeling.labels_gemo_clap import check_return_gender, parse_labels
 from ..modeling.streaming_gemo_clap import EmotionStream
 from ..modeling.timeline_gemo_clap import ClipScores
-from ..modeling.vad_gemo_clap import VAD_MODEL_FILE
+from ..modeling.vad_gemo_clap import VAD_MODEL_FILE, VAD_SAMPLING_RATE
 from .features import batch_features
 
 # the exported folder
@@ -94,7 +94,7 @@ class GEmoClapOnnxRunner:
         call = self.driver.options(**options)
         return self.driver.classify(inputs, call, self.scorer(call.prompts), batch_size)
 
-    def stream(self, sampling_rate: int = 16000, **options: Any) -> EmotionStream:
+    def stream(self, sampling_rate: int = VAD_SAMPLING_RATE, **options: Any) -> EmotionStream:
         """The emotion timeline of live audio, as the pipeline's `stream()`: an `EmotionStream` at `sampling_rate`
         whose `push(frames)` returns partial and final segment events; the same options and events."""
         return self.driver.stream(self.scorer, sampling_rate, **options)
