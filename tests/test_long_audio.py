@@ -93,6 +93,23 @@ def test_a_file_is_read_chunk_by_chunk_with_the_same_result(whisper_pipe, long_c
         )
 
 
+def test_the_heap_is_trimmed_after_every_scored_batch(whisper_pipe, long_clip, monkeypatch):
+    """Inputs of every length fragment glibc's heap: the pipeline hands freed memory back after each batch it scores
+    (a long file's peak memory stays flat: benchmarks/README.md), without changing any score."""
+    import sys
+
+    module = sys.modules[type(whisper_pipe).__module__]  # the checkpoint's copy of the pipeline code
+    if sys.platform.startswith("linux"):
+        assert module.release_freed_memory() in (0, 1)  # glibc's malloc_trim(0)
+    calls = []
+    monkeypatch.setattr(module, "release_freed_memory", lambda: calls.append(1))
+    result = whisper_pipe(long_clip, chunk_length_s=10, return_timestamps=True, batch_size=3)
+    assert len(calls) == -(-len(result["chunks"]) // 3)  # one per batch of 3 chunks
+    monkeypatch.undo()
+    again = whisper_pipe(long_clip, chunk_length_s=10, return_timestamps=True, batch_size=3)
+    assert [c["scores"] for c in again["chunks"]] == [c["scores"] for c in result["chunks"]]
+
+
 def test_gender_comes_from_the_same_audio_pass(ml_pipe, long_clip):
     calls = []
     hook = ml_pipe.model.audio_model.register_forward_pre_hook(
