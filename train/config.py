@@ -79,6 +79,15 @@ class TrainingConfig:
     # (freeze=audio), time masking of a cached hidden state (freeze=layers)
     mixup_alpha: float = 0.0
     time_mask_fraction: float = 0.0
+    # augmented views (train/augmented_views.py, freeze=audio): K degraded views per training clip through the frozen
+    # tower once, cached; each epoch serves each clip clean or as one of its views. Conditions drawn from
+    # augment_conditions (noise, babble, telephone, codec, reverb, speed, tempo), SNR and RT60 uniform in the ranges
+    augment_views: int = 0
+    augment_conditions: list[str] = field(default_factory=lambda: ["noise", "babble", "telephone", "reverb"])
+    augment_snr_db: list[float] = field(default_factory=lambda: [0.0, 20.0])
+    augment_rt60_s: list[float] = field(default_factory=lambda: [0.2, 1.0])
+    augment_seed: int = 0
+    augment_cache_max_gb: float = 2.0  # the views' cache a run may need; more is refused before any work
     # freezing and caching
     freeze: str = "none"
     freeze_layers: int = 0
@@ -163,6 +172,10 @@ class TrainingConfig:
             raise ValueError(f"mixup_alpha must be >= 0, got {self.mixup_alpha!r}")
         if not 0 <= self.time_mask_fraction <= 0.5:
             raise ValueError(f"time_mask_fraction must be in [0, 0.5], got {self.time_mask_fraction!r}")
+        if self.augment_views:
+            from .augmented_views import check_settings
+
+            check_settings(self)
 
     def with_model(self, **settings: Any) -> TrainingConfig:
         """A copy with some model settings changed (validated)."""
@@ -281,6 +294,12 @@ def _coerce(name: str, kind: str, value: Any, source: str) -> Any:
         items = value.split(",") if isinstance(value, str) else [value] if isinstance(value, int) else value
         if isinstance(items, list) and all(str(item).strip().lstrip("-").isdigit() for item in items):
             return [int(item) for item in items]
+    if kind == "list[float]":
+        items = value.split(",") if isinstance(value, str) else value
+        try:
+            return [float(item) for item in items if not isinstance(item, bool)]
+        except (TypeError, ValueError):
+            pass
     if kind == "list[str]":
         if isinstance(value, str):
             return [item for item in value.split(",") if item] if value not in ("none", "") else []

@@ -38,6 +38,7 @@ from ..modeling import VARIANTS, GEmoClapLoss, GEmoClapModel, GEmoClapProcessor
 from ..processing.atomic import atomic_path, check_folder_path, discard, remove, replace_with, staging_path
 from .audio_cache import AudioFeatureCache
 from .augmentation import mask_frames, mix_statistics
+from .augmented_views import augmented_split, check_cache_size
 from .collator import GEmoClapCollator
 from .config import TRAINING_CONFIG_NAME, TrainingConfig
 from .data import FoldSplits, LengthGroupedSampler, fold_splits, load_built_dataset
@@ -203,12 +204,15 @@ def _data_loaders(
         )
         cache.fill(model, processor, list(named_splits.values()), accelerator, config.eval_batch_size)
         named_splits = {name: cache.cached_split(split) for name, split in named_splits.items()}
+    train_split = named_splits["train"]
+    if cached and config.augment_views:  # only the training split: validation and test stay clean
+        train_split = augmented_split(config, cache, model, processor, splits.train, train_split, accelerator)
     sampler = None
     if config.group_by_length and not cached:
         sampler = LengthGroupedSampler(list(splits.train["duration"]), config.batch_size, config.seed)
     # its own generator: iterator seeds never draw from the global RNG, so a resumed run keeps the dropout masks
     train_loader = DataLoader(
-        named_splits["train"],
+        train_split,
         batch_size=config.batch_size,
         shuffle=sampler is None,
         sampler=sampler,
@@ -309,6 +313,8 @@ def _prepare(config: TrainingConfig, resume: bool, overwrite: bool) -> _Run:
             "time_mask_fraction masks a cached hidden state: it needs freeze=layers (fewer than all layers) with "
             "cache_audio_features=true and a Whisper tower"
         )
+    if config.augment_views:
+        check_cache_size(config, model, len(splits.train))
     if accelerator.is_main_process:  # only once the inputs are known good: bad input leaves no output behind
         if overwrite:  # the old run's files, not the cache it may hold
             discard([output_dir / name for name in existing_run(output_dir)], output_dir)
