@@ -26,7 +26,12 @@ ATTENTIONS = ("", "eager", "sdpa", "flash_attention_2")
 VALIDATION_SPLITS = ("utterances", "speakers")
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 TRAINING_CONFIG_NAME = "training_config.json"  # in a run folder (as given) and in its model folder (provenance)
-LOCAL_PATH_KEYS = ("dataset", "output_dir", "audio_cache_dir")  # paths on the training machine: not published
+LOCAL_PATH_KEYS = (
+    "dataset",
+    "test_dataset",
+    "output_dir",
+    "audio_cache_dir",
+)  # paths on the training machine: not published
 # GEmoClapConfig's own fields but those training fills in (the towers' configs, the dataset's label names)
 MODEL_SETTINGS: dict[str, str] = {
     spec.name: spec.type
@@ -45,7 +50,12 @@ class TrainingConfig:
     text_encoder: str = "roberta-base"
     model: dict[str, Any] = field(default_factory=dict)
     # data
-    dataset: str = ""
+    dataset: str = ""  # a built dataset's folder, or several separated by commas (train/multi_corpus.py)
+    # several corpora: the shared label set (default: the emotions every corpus has; or a preset / src:dst,... / JSON
+    # label map) and sampling every corpus equally often
+    label_map: str = ""
+    corpus_balanced: bool = True
+    test_dataset: str = ""  # cross-corpus: train on every utterance of `dataset`, test on all of this corpus
     corpus: str = ""  # the training corpus's name for reports and the model card; default: the dataset's own
     test_fold: int = 1
     # folds left out of the run altogether (neither trained on, validated on nor tested): a nested selection's outer
