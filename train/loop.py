@@ -42,10 +42,10 @@ from .augmented_views import augmented_split, check_cache_size
 from .collator import GEmoClapCollator
 from .config import TRAINING_CONFIG_NAME, TrainingConfig
 from .data import FoldSplits, LengthGroupedSampler
-from .evaluation.zero_shot import pipeline_predictions, score, zero_shot_predictions
+from .evaluation.zero_shot import per_corpus_scores, pipeline_predictions, score, zero_shot_predictions
 from .global_loss import contrastive_loss
 from .lora import add_lora, merge_lora, mergeable
-from .multi_corpus import balanced_sampler, per_corpus_scores, run_splits
+from .multi_corpus import balanced_sampler, run_splits
 from .standardisation import fit_audio_standardisation
 from .towers import build_model_and_processor, classifier_of
 from .training_model import FrozenPrompts, GEmoClapTrainingModel

@@ -173,21 +173,6 @@ def balanced_sampler(config, train: datasets.Dataset) -> CorpusBalancedSampler |
     return CorpusBalancedSampler(list(train["corpus"]), config.seed)
 
 
-def per_corpus_scores(outputs: dict[str, list[int]], test: datasets.Dataset, labels, genders) -> dict:
-    """`{"per_corpus": {corpus: scores}}` of a test set holding a `corpus` column (empty otherwise)."""
-    from .evaluation.zero_shot import score
-
-    if "corpus" not in test.column_names:
-        return {}
-    corpora = list(test["corpus"])
-    scores = {}
-    for name in dict.fromkeys(corpora):
-        rows = [i for i, corpus in enumerate(corpora) if corpus == name]
-        subset = {key: [values[i] for i in rows] for key, values in outputs.items() if values}
-        scores[name] = {"utterances": len(rows), **score(subset, labels, genders)}
-    return {"per_corpus": scores}
-
-
 def per_corpus_rows(results: dict[str, list[dict]]) -> dict[str, list[dict]]:
     """Report rows `<row> on <corpus>` from the per-corpus scores of each fold result (keeping fold and seed)."""
     rows: dict[str, list[dict]] = {}
