@@ -15,13 +15,15 @@ model's own clean-minus-condition difference), plus the clips in which the VAD f
 With `--baseline GROUP` (e.g. the un-augmented runs `plain/sl` beside the augmented `augmented/sl` under one
 `--runs` folder, trained on the same folds and seeds) it also prints, for every other group, the augmentation
 targets: the points lost on telephone, 10 dB noise and reverberation as a fraction of the baseline's loss (target:
-at most 0.5) and the change of clean accuracy (target: at least -0.5 points).
+at most 0.5) and the change of clean accuracy (target: at least -0.5 points). `--baseline-json FILE` takes the
+baseline group from an earlier run of this script (its `conditions.json`, e.g. the same un-augmented fold models
+scored before) instead of scoring it again.
 
 Run alone (it loads each fold model and scores its fold once per condition), from the repository root:
 
     python benchmarks/bench_conditions.py --runs runs/cv --dataset data/emodb \\
         [--conditions clean,telephone,noise_10db,noise_0db,reverb_0.6s,padded] [--segmentation vad] \\
-        [--batch-size 8] [--output runs/cv/conditions.json] [--baseline plain/sl]
+        [--batch-size 8] [--output runs/cv/conditions.json] [--baseline plain/sl [--baseline-json FILE]]
 
 Other conditions of `CONDITIONS` (e.g. `codec_mp3`, `codec_gsm610`, `telephone_mulaw`) can be listed too.
 """
@@ -117,11 +119,12 @@ def print_table(summary: dict, conditions: list[str]) -> None:
             )
 
 
-def compare(summary: dict, baseline: str) -> list[dict]:
+def compare(summary: dict, baseline: str, base: dict | None = None) -> list[dict]:
     """Per group other than `baseline` and target condition: the points lost (drop from clean, WAR and UAR) as a
-    fraction of the baseline's, and the clean accuracy's change in points, each against its target."""
+    fraction of the baseline's (`base`, default `summary[baseline]`), and the clean accuracy's change in points,
+    each against its target."""
     rows = []
-    base = summary[baseline]
+    base = summary[baseline] if base is None else base
     for group, entries in summary.items():
         if group == baseline:
             continue
@@ -163,6 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--output", default=None, help="the JSON to write (default <runs>/conditions.json)")
     parser.add_argument("--baseline", default=None, help="the group the others are compared with, e.g. plain/sl")
+    parser.add_argument("--baseline-json", default=None, help="an earlier conditions.json holding --baseline")
     args = parser.parse_args(argv)
 
     conditions = [name.strip() for name in args.conditions.split(",") if name.strip()]
@@ -177,6 +181,12 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--runs {runs}: no fold folder holding model/ and test_results.json under it")
     output = Path(args.output) if args.output else runs / "conditions.json"
     groups = {group_of(model_dir, runs) for model_dir, _ in models}
+    earlier = None
+    if args.baseline_json is not None:
+        earlier = json.loads(Path(args.baseline_json).read_text())["summary"].get(args.baseline)
+        if args.baseline is None or earlier is None or not set(conditions) <= set(earlier):
+            parser.error(f"--baseline-json {args.baseline_json}: no group {args.baseline!r} scored in {conditions}")
+        groups |= {args.baseline, "(earlier)"}
     if args.baseline is not None and (args.baseline not in groups or len(groups) < 2 or "clean" not in conditions):
         parser.error(f"--baseline {args.baseline!r} must be one of the runs' groups {sorted(groups)}, with another "
                      "group beside it and the clean condition scored")  # fmt: skip
@@ -258,7 +268,7 @@ def main(argv: list[str] | None = None) -> None:
 
     summary = summarise(rows, conditions)
     print_table(summary, conditions)
-    comparison = compare(summary, args.baseline) if args.baseline else []
+    comparison = compare(summary, args.baseline, earlier) if args.baseline else []
     if comparison:
         print_comparison(comparison, args.baseline)
     if mismatches:
@@ -275,6 +285,7 @@ def main(argv: list[str] | None = None) -> None:
         "clean_matches_test_results": not mismatches if "clean" in conditions else None,
         "summary": summary,
         **({"baseline": args.baseline, "comparison": comparison} if comparison else {}),
+        **({"baseline_json": args.baseline_json} if earlier else {}),
         "models": rows,
         "wall_seconds": round(time.monotonic() - started, 1),
     }
