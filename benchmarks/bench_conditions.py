@@ -17,13 +17,14 @@ With `--baseline GROUP` (e.g. the un-augmented runs `plain/sl` beside the augmen
 targets: the points lost on telephone, 10 dB noise and reverberation as a fraction of the baseline's loss (target:
 at most 0.5) and the change of clean accuracy (target: at least -0.5 points). `--baseline-json FILE` takes the
 baseline group from an earlier run of this script (its `conditions.json`, e.g. the same un-augmented fold models
-scored before) instead of scoring it again.
+scored before) instead of scoring it again. `--only PATTERN` scores the fold models whose path under `--runs`
+matches the glob (e.g. `*seed_1*`: a reduced run), the earlier baseline restricted to the same pattern.
 
 Run alone (it loads each fold model and scores its fold once per condition), from the repository root:
 
     python benchmarks/bench_conditions.py --runs runs/cv --dataset data/emodb \\
         [--conditions clean,telephone,noise_10db,noise_0db,reverb_0.6s,padded] [--segmentation vad] \\
-        [--batch-size 8] [--output runs/cv/conditions.json] [--baseline plain/sl [--baseline-json FILE]]
+        [--batch-size 8] [--output runs/cv/conditions.json] [--baseline plain/sl [--baseline-json FILE]] [--only '*seed_1*']
 
 Other conditions of `CONDITIONS` (e.g. `codec_mp3`, `codec_gsm610`, `telephone_mulaw`) can be listed too.
 """
@@ -35,6 +36,7 @@ import json
 import re
 import sys
 import time
+from fnmatch import fnmatch
 from pathlib import Path
 
 import numpy as np
@@ -167,6 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", default=None, help="the JSON to write (default <runs>/conditions.json)")
     parser.add_argument("--baseline", default=None, help="the group the others are compared with, e.g. plain/sl")
     parser.add_argument("--baseline-json", default=None, help="an earlier conditions.json holding --baseline")
+    parser.add_argument("--only", default="*", help="score only the fold models whose path matches this glob")
     args = parser.parse_args(argv)
 
     conditions = [name.strip() for name in args.conditions.split(",") if name.strip()]
@@ -177,13 +180,18 @@ def main(argv: list[str] | None = None) -> None:
         )
     runs = Path(args.runs)
     models = fold_models(runs) if runs.is_dir() else []
+    models = [(path, results) for path, results in models if fnmatch(str(path.relative_to(runs)), args.only)]
     if not models:
         parser.error(f"--runs {runs}: no fold folder holding model/ and test_results.json under it")
     output = Path(args.output) if args.output else runs / "conditions.json"
     groups = {group_of(model_dir, runs) for model_dir, _ in models}
     earlier = None
     if args.baseline_json is not None:
-        earlier = json.loads(Path(args.baseline_json).read_text())["summary"].get(args.baseline)
+        earlier_rows = json.loads(Path(args.baseline_json).read_text())["models"]
+        earlier_rows = [
+            row for row in earlier_rows if row["group"] == args.baseline and fnmatch(row["model"], args.only)
+        ]
+        earlier = summarise(earlier_rows, conditions).get(args.baseline) if earlier_rows else None
         if args.baseline is None or earlier is None or not set(conditions) <= set(earlier):
             parser.error(f"--baseline-json {args.baseline_json}: no group {args.baseline!r} scored in {conditions}")
         groups |= {args.baseline, "(earlier)"}
@@ -285,7 +293,8 @@ def main(argv: list[str] | None = None) -> None:
         "clean_matches_test_results": not mismatches if "clean" in conditions else None,
         "summary": summary,
         **({"baseline": args.baseline, "comparison": comparison} if comparison else {}),
-        **({"baseline_json": args.baseline_json} if earlier else {}),
+        **({"baseline_json": args.baseline_json, "baseline_summary": earlier} if earlier else {}),
+        "only": args.only,
         "models": rows,
         "wall_seconds": round(time.monotonic() - started, 1),
     }
