@@ -132,25 +132,39 @@ def compare(summary: dict, baseline: str, base: dict | None = None) -> list[dict
             continue
         for key in ("war", "uar"):
             change = entries["clean"][f"{key}_mean"] - base["clean"][f"{key}_mean"]
-            rows.append({"group": group, "metric": key, "condition": "clean", "value": change,
-                         "met": change >= -MAX_CLEAN_DROP})  # fmt: skip
+            rows.append(
+                {"group": group, "metric": key, "condition": "clean", "value": change, "met": change >= -MAX_CLEAN_DROP}
+            )
             for name in TARGET_CONDITIONS:
                 if name in entries:
                     ratio = entries[name][f"{key}_drop"] / base[name][f"{key}_drop"]
-                    rows.append({"group": group, "metric": key, "condition": name, "value": ratio,
-                                 "met": ratio <= MAX_LOSS_RATIO})  # fmt: skip
+                    rows.append(
+                        {
+                            "group": group,
+                            "metric": key,
+                            "condition": name,
+                            "value": ratio,
+                            "met": ratio <= MAX_LOSS_RATIO,
+                        }
+                    )
     return rows
 
 
 def print_comparison(rows: list[dict], baseline: str) -> None:
-    print(f"\n| runs vs {baseline} | metric | clean change (pts, >= -{MAX_CLEAN_DROP}) | " + " | ".join(
-        f"{name} loss ratio (<= {MAX_LOSS_RATIO})" for name in TARGET_CONDITIONS) + " |")  # fmt: skip
+    print(
+        f"\n| runs vs {baseline} | metric | clean change (pts, >= -{MAX_CLEAN_DROP}) | "
+        + " | ".join(f"{name} loss ratio (<= {MAX_LOSS_RATIO})" for name in TARGET_CONDITIONS)
+        + " |"
+    )
     print("| --- | --- | --- |" + " --- |" * len(TARGET_CONDITIONS))
     for group in dict.fromkeys(row["group"] for row in rows):
         for key in ("war", "uar"):
             cells = {row["condition"]: row for row in rows if row["group"] == group and row["metric"] == key}
-            shown = [f"{cells[name]['value']:+.1f}" if name == "clean" else f"{cells[name]['value']:.2f}"
-                     for name in ("clean", *TARGET_CONDITIONS) if name in cells]  # fmt: skip
+            shown = [
+                f"{cells[name]['value']:+.1f}" if name == "clean" else f"{cells[name]['value']:.2f}"
+                for name in ("clean", *TARGET_CONDITIONS)
+                if name in cells
+            ]
             marks = [
                 " (met)" if cells[name]["met"] else " (missed)"
                 for name in ("clean", *TARGET_CONDITIONS)
@@ -196,8 +210,10 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"--baseline-json {args.baseline_json}: no group {args.baseline!r} scored in {conditions}")
         groups |= {args.baseline, "(earlier)"}
     if args.baseline is not None and (args.baseline not in groups or len(groups) < 2 or "clean" not in conditions):
-        parser.error(f"--baseline {args.baseline!r} must be one of the runs' groups {sorted(groups)}, with another "
-                     "group beside it and the clean condition scored")  # fmt: skip
+        parser.error(
+            f"--baseline {args.baseline!r} must be one of the runs' groups {sorted(groups)}, with another "
+            "group beside it and the clean condition scored"
+        )
 
     import datasets
     from gemo_clap.train.data import gender_names, load_built_dataset

@@ -60,8 +60,12 @@ class ViewSettings:
 
     @classmethod
     def of(cls, config) -> ViewSettings:
-        return cls(tuple(config.augment_conditions), tuple(config.augment_snr_db), tuple(config.augment_rt60_s),
-                   config.augment_seed)  # fmt: skip
+        return cls(
+            tuple(config.augment_conditions),
+            tuple(config.augment_snr_db),
+            tuple(config.augment_rt60_s),
+            config.augment_seed,
+        )
 
     def fingerprint(self) -> str:
         return hashlib.sha1(json.dumps([*self.conditions, *self.snr_db, *self.rt60_s, self.seed]).encode()).hexdigest()[
@@ -243,8 +247,14 @@ def augmented_split(
     """The training split `train` (cached as `clean`) with `config.augment_views` views per clip, filled where
     missing."""
     names = fill_views(
-        cache, model, processor, train, config.augment_views, ViewSettings.of(config), accelerator,
+        cache,
+        model,
+        processor,
+        train,
+        config.augment_views,
+        ViewSettings.of(config),
+        accelerator,
         config.eval_batch_size,
-    )  # fmt: skip
+    )
     views = torch.stack([torch.stack([cache.entries[name] for name in row]) for row in names])
     return AugmentedViews(clean, views, config.seed)
