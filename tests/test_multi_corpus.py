@@ -86,7 +86,9 @@ def test_two_datasets_train_together_and_report_per_corpus_metrics(tiny_encoders
 
 
 @pytest.mark.usefixtures("one_torch_thread")
-def test_cross_corpus_scores_a_corpus_the_model_never_saw_with_the_probe_beside(tiny_encoders, corpora, tmp_path):
+def test_cross_corpus_scores_a_corpus_the_model_never_saw_with_the_probe_beside(
+    tiny_encoders, corpora, tmp_path, capsys
+):
     towers = tiny_encoders("whisper")
     overrides = tiny_overrides(towers, corpora["a"], tmp_path / "unused", freeze="audio", speech_trim=False)
     overrides = [item for item in overrides if not item.startswith(("dataset=", "output_dir=", "test_fold="))]
@@ -103,6 +105,10 @@ def test_cross_corpus_scores_a_corpus_the_model_never_saw_with_the_probe_beside(
     provenance = json.loads((output / "sl" / "seed_0" / "model" / "training_config.json").read_text())
     assert provenance["corpus"] == "manifest-1" and "test_dataset" not in provenance
     assert "tested on all of manifest-2" in report["protocol"][0]
+    assert main([*command, *overrides]) == 2  # a second run into the same folder
+    assert (
+        "already holds a cross-corpus run (results.json, results.md, sl): pass --overwrite" in capsys.readouterr().err
+    )
 
 
 def test_cross_corpus_refuses_a_test_corpus_it_trains_on(corpora, tmp_path, capsys):

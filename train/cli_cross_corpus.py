@@ -54,17 +54,20 @@ def cross_corpus(
 ) -> dict[str, Path]:
     """Train each (variant, seed) on `config.dataset` and score `config.test_dataset`; returns the report files."""
     from ..modeling import VARIANTS
-    from ..processing.atomic import discard, remove
+    from ..processing.atomic import check_folder_path, discard, remove
     from .evaluation.probe import frozen_tower_statistics, probe_name, probe_transfer_results
     from .evaluation.report import write_report
-    from .loop import claim_output_dir, train
+    from .loop import train
     from .multi_corpus import run_splits
 
     root = Path(config.output_dir)
     owned = [
         path for path in [root / "results.json", root / "results.md", *(root / v for v in variants)] if path.exists()
     ]
-    claim_output_dir(root, [path.name for path in owned], False, overwrite, "a cross-corpus run", "keep it")
+    check_folder_path(root, "output folder")
+    if owned and not overwrite:
+        names = ", ".join(path.name for path in owned)
+        raise FileExistsError(f"{root} already holds a cross-corpus run ({names}): pass --overwrite to replace it")
     needs_gender = any(VARIANTS[variant].needs_gender_labels for variant in variants)
     dataset, splits = run_splits(config, needs_gender)  # checks the corpora and labels before any work
     if overwrite:
