@@ -12,11 +12,19 @@ per group of runs (the variant folder of `cross-validate`'s `<variant>/[seed_<s>
 condition, WAR and UAR mean +/- std over the fold models and the drop from clean in points (the mean of each
 model's own clean-minus-condition difference), plus the clips in which the VAD found no speech (scored whole).
 
+With `--baseline GROUP` (e.g. the un-augmented runs `plain/sl` beside the augmented `augmented/sl` under one
+`--runs` folder, trained on the same folds and seeds) it also prints, for every other group, the augmentation
+targets: the points lost on telephone, 10 dB noise and reverberation as a fraction of the baseline's loss (target:
+at most 0.5) and the change of clean accuracy (target: at least -0.5 points). `--baseline-json FILE` takes the
+baseline group from an earlier run of this script (its `conditions.json`, e.g. the same un-augmented fold models
+scored before) instead of scoring it again. `--only PATTERN` scores the fold models whose path under `--runs`
+matches the glob (e.g. `*seed_1*`: a reduced run), the earlier baseline restricted to the same pattern.
+
 Run alone (it loads each fold model and scores its fold once per condition), from the repository root:
 
     python benchmarks/bench_conditions.py --runs runs/cv --dataset data/emodb \\
         [--conditions clean,telephone,noise_10db,noise_0db,reverb_0.6s,padded] [--segmentation vad] \\
-        [--batch-size 8] [--output runs/cv/conditions.json]
+        [--batch-size 8] [--output runs/cv/conditions.json] [--baseline plain/sl [--baseline-json FILE]] [--only '*seed_1*']
 
 Other conditions of `CONDITIONS` (e.g. `codec_mp3`, `codec_gsm610`, `telephone_mulaw`) can be listed too.
 """
@@ -28,6 +36,7 @@ import json
 import re
 import sys
 import time
+from fnmatch import fnmatch
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +44,8 @@ from gemo_clap.processing.audio import decode_example_audio, encode_wav
 from gemo_clap.processing.conditions import BENCHMARK_CONDITIONS, CONDITIONS, apply_condition
 
 RUN_FOLDER = re.compile(r"(seed|fold)_\d+")
+TARGET_CONDITIONS = ("telephone", "noise_10db", "reverb_0.6s")  # the loss augmentation has to halve
+MAX_LOSS_RATIO, MAX_CLEAN_DROP = 0.5, 0.5
 
 
 def fold_models(runs: Path) -> list[tuple[Path, dict]]:
@@ -110,6 +121,58 @@ def print_table(summary: dict, conditions: list[str]) -> None:
             )
 
 
+def compare(summary: dict, baseline: str, base: dict | None = None) -> list[dict]:
+    """Per group other than `baseline` and target condition: the points lost (drop from clean, WAR and UAR) as a
+    fraction of the baseline's (`base`, default `summary[baseline]`), and the clean accuracy's change in points,
+    each against its target."""
+    rows = []
+    base = summary[baseline] if base is None else base
+    for group, entries in summary.items():
+        if group == baseline:
+            continue
+        for key in ("war", "uar"):
+            change = entries["clean"][f"{key}_mean"] - base["clean"][f"{key}_mean"]
+            rows.append(
+                {"group": group, "metric": key, "condition": "clean", "value": change, "met": change >= -MAX_CLEAN_DROP}
+            )
+            for name in TARGET_CONDITIONS:
+                if name in entries:
+                    ratio = entries[name][f"{key}_drop"] / base[name][f"{key}_drop"]
+                    rows.append(
+                        {
+                            "group": group,
+                            "metric": key,
+                            "condition": name,
+                            "value": ratio,
+                            "met": ratio <= MAX_LOSS_RATIO,
+                        }
+                    )
+    return rows
+
+
+def print_comparison(rows: list[dict], baseline: str) -> None:
+    print(
+        f"\n| runs vs {baseline} | metric | clean change (pts, >= -{MAX_CLEAN_DROP}) | "
+        + " | ".join(f"{name} loss ratio (<= {MAX_LOSS_RATIO})" for name in TARGET_CONDITIONS)
+        + " |"
+    )
+    print("| --- | --- | --- |" + " --- |" * len(TARGET_CONDITIONS))
+    for group in dict.fromkeys(row["group"] for row in rows):
+        for key in ("war", "uar"):
+            cells = {row["condition"]: row for row in rows if row["group"] == group and row["metric"] == key}
+            shown = [
+                f"{cells[name]['value']:+.1f}" if name == "clean" else f"{cells[name]['value']:.2f}"
+                for name in ("clean", *TARGET_CONDITIONS)
+                if name in cells
+            ]
+            marks = [
+                " (met)" if cells[name]["met"] else " (missed)"
+                for name in ("clean", *TARGET_CONDITIONS)
+                if name in cells
+            ]
+            print(f"| {group} | {key.upper()} | " + " | ".join(a + b for a, b in zip(shown, marks)) + " |")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", required=True, help="a cross-validate output folder (fold folders with model/)")
@@ -118,6 +181,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--segmentation", default="vad", choices=("vad", "fixed"))
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--output", default=None, help="the JSON to write (default <runs>/conditions.json)")
+    parser.add_argument("--baseline", default=None, help="the group the others are compared with, e.g. plain/sl")
+    parser.add_argument("--baseline-json", default=None, help="an earlier conditions.json holding --baseline")
+    parser.add_argument("--only", default="*", help="score only the fold models whose path matches this glob")
     args = parser.parse_args(argv)
 
     conditions = [name.strip() for name in args.conditions.split(",") if name.strip()]
@@ -128,9 +194,26 @@ def main(argv: list[str] | None = None) -> None:
         )
     runs = Path(args.runs)
     models = fold_models(runs) if runs.is_dir() else []
+    models = [(path, results) for path, results in models if fnmatch(str(path.relative_to(runs)), args.only)]
     if not models:
         parser.error(f"--runs {runs}: no fold folder holding model/ and test_results.json under it")
     output = Path(args.output) if args.output else runs / "conditions.json"
+    groups = {group_of(model_dir, runs) for model_dir, _ in models}
+    earlier = None
+    if args.baseline_json is not None:
+        earlier_rows = json.loads(Path(args.baseline_json).read_text())["models"]
+        earlier_rows = [
+            row for row in earlier_rows if row["group"] == args.baseline and fnmatch(row["model"], args.only)
+        ]
+        earlier = summarise(earlier_rows, conditions).get(args.baseline) if earlier_rows else None
+        if args.baseline is None or earlier is None or not set(conditions) <= set(earlier):
+            parser.error(f"--baseline-json {args.baseline_json}: no group {args.baseline!r} scored in {conditions}")
+        groups |= {args.baseline, "(earlier)"}
+    if args.baseline is not None and (args.baseline not in groups or len(groups) < 2 or "clean" not in conditions):
+        parser.error(
+            f"--baseline {args.baseline!r} must be one of the runs' groups {sorted(groups)}, with another "
+            "group beside it and the clean condition scored"
+        )
 
     import datasets
     from gemo_clap.train.data import gender_names, load_built_dataset
@@ -209,6 +292,9 @@ def main(argv: list[str] | None = None) -> None:
 
     summary = summarise(rows, conditions)
     print_table(summary, conditions)
+    comparison = compare(summary, args.baseline, earlier) if args.baseline else []
+    if comparison:
+        print_comparison(comparison, args.baseline)
     if mismatches:
         print(
             f"\nnote: clean scores differ from test_results.json for {len(mismatches)} model(s), e.g. {mismatches[0]} "
@@ -222,6 +308,9 @@ def main(argv: list[str] | None = None) -> None:
         "folds": folds,
         "clean_matches_test_results": not mismatches if "clean" in conditions else None,
         "summary": summary,
+        **({"baseline": args.baseline, "comparison": comparison} if comparison else {}),
+        **({"baseline_json": args.baseline_json, "baseline_summary": earlier} if earlier else {}),
+        "only": args.only,
         "models": rows,
         "wall_seconds": round(time.monotonic() - started, 1),
     }

@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "build-dataset": ("gemo_clap.processing.cli", "turn a corpus on disk into a Hugging Face dataset"),
     "train": ("gemo_clap.train.cli_train", "train Emo-CLAP / SL-GEmo-CLAP / ML-GEmo-CLAP on one fold"),
     "cross-validate": ("gemo_clap.train.cli_cross_validate", "train and evaluate every fold, write results"),
+    "cross-corpus": ("gemo_clap.train.cli_cross_corpus", "train on some corpora, score one never trained on"),
     "evaluate": ("gemo_clap.train.evaluation.cli_evaluate", "zero-shot evaluation of a saved model on a dataset"),
     "push": ("gemo_clap.train.hub.cli_push", "publish a saved model to the Hugging Face Hub"),
     "predict": ("gemo_clap.predict", "emotion (and gender) of audio files, with timelines for long files"),

@@ -17,11 +17,14 @@ every fold and variant trained on the same tower."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import datasets
+import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import gather_object
@@ -104,7 +107,6 @@ class AudioFeatureCache:
             rows.append({f"/{LAYER_INPUT}": hidden, f"/{LOWER_STATISTICS}": below})
         return rows
 
-    @torch.no_grad()
     def fill(
         self,
         model: GEmoClapModel,
@@ -113,27 +115,41 @@ class AudioFeatureCache:
         accelerator: Accelerator,
         batch_size: int,
     ) -> int:
-        """Compute the entries of every utterance of `splits` not cached yet, once: longest first in batches of
-        `batch_size`, the work split across processes and gathered so every process holds all of it; the main
-        process saves the cache. Returns how many utterances the tower ran on."""
-        todo = {}
+        """Compute the entries of every utterance of `splits` not cached yet, once (`fill_sources`). Returns how
+        many utterances the tower ran on."""
+        sources = {}
         for split in splits:
             for index, example in enumerate(split.select_columns(["id", "audio", "duration"])):
                 key = example_key(example)
-                if key not in self and key not in todo:
-                    todo[key] = (split, index, example["duration"])
-        keys = sorted(todo, key=lambda key: -todo[key][2])
+                if key not in sources:
+                    sources[key] = (example["duration"], functools.partial(self._decode, split, index))
+        return self.fill_sources(model, processor, sources, accelerator, batch_size)
+
+    def _decode(self, split: datasets.Dataset, index: int) -> np.ndarray:
+        return decode_example_audio(split[index]["audio"], speech_only=self.speech_only)
+
+    @torch.no_grad()
+    def fill_sources(
+        self,
+        model: GEmoClapModel,
+        processor: GEmoClapProcessor,
+        sources: dict[str, tuple[float, Callable[[], np.ndarray]]],
+        accelerator: Accelerator,
+        batch_size: int,
+        description: str = "caching the frozen audio tower",
+    ) -> int:
+        """Compute the entries of the keys of `sources` (key -> (duration, a function giving its audio)) not cached
+        yet: longest first in batches of `batch_size`, the work split across processes and gathered so every
+        process holds all of it; the main process saves the cache. Returns how many clips the tower ran on."""
+        keys = sorted((key for key in sources if key not in self), key=lambda key: -sources[key][0])
         was_training = model.training
         model.eval()
         computed = []
         with accelerator.split_between_processes(keys) as mine:
             batches = [mine[start : start + batch_size] for start in range(0, len(mine), batch_size)]
-            bar = tqdm(batches, desc="caching the frozen audio tower", disable=not accelerator.is_local_main_process)
+            bar = tqdm(batches, desc=description, disable=not accelerator.is_local_main_process)
             for batch in bar:
-                audio = [
-                    decode_example_audio(todo[key][0][todo[key][1]]["audio"], speech_only=self.speech_only)
-                    for key in batch
-                ]
+                audio = [sources[key][1]() for key in batch]
                 inputs = processor(audio=audio, sampling_rate=SAMPLING_RATE).to(model.device)
                 for key, tensors in zip(batch, self._compute(model, inputs)):
                     computed += [

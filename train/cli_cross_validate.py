@@ -108,10 +108,10 @@ def cross_validate(
     ("all", "last") adds the linear probes of the frozen pretrained audio tower on the same folds."""
     from ..modeling import VARIANTS
     from ..processing.atomic import discard, remove
-    from .data import load_built_dataset
     from .evaluation.probe import frozen_tower_statistics, probe_fold_results, probe_name
     from .evaluation.report import write_report
     from .loop import claim_output_dir, train
+    from .multi_corpus import dataset_paths, load_corpora, per_corpus_rows
 
     root = Path(config.output_dir)
     owned = _owned(root)
@@ -119,7 +119,7 @@ def cross_validate(
         root, [path.name for path in owned], resume, overwrite, "a cross-validation", "keep its finished folds"
     )
     needs_gender = any(VARIANTS[variant].needs_gender_labels for variant in variants)
-    dataset = load_built_dataset(config.dataset, needs_gender=needs_gender)
+    dataset = load_corpora(dataset_paths(config.dataset), needs_gender, config.label_map)
     folds = folds or sorted(set(dataset["fold"]))
     missing = sorted(set(folds) - set(dataset["fold"]))
     if missing:
@@ -161,6 +161,7 @@ def cross_validate(
                     if discard_models:
                         remove(folder / "model")
                 results.setdefault(variant, []).append({"seed": seed, **metrics} if len(seeds) > 1 else metrics)
+    results.update(per_corpus_rows(results))  # with several corpora: each corpus's scores
     protocol = protocol_lines(config, dataset, folds, seeds)
     if probes:
         protocol.append(

@@ -26,7 +26,12 @@ ATTENTIONS = ("", "eager", "sdpa", "flash_attention_2")
 VALIDATION_SPLITS = ("utterances", "speakers")
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 TRAINING_CONFIG_NAME = "training_config.json"  # in a run folder (as given) and in its model folder (provenance)
-LOCAL_PATH_KEYS = ("dataset", "output_dir", "audio_cache_dir")  # paths on the training machine: not published
+LOCAL_PATH_KEYS = (
+    "dataset",
+    "test_dataset",
+    "output_dir",
+    "audio_cache_dir",
+)  # paths on the training machine: not published
 # GEmoClapConfig's own fields but those training fills in (the towers' configs, the dataset's label names)
 MODEL_SETTINGS: dict[str, str] = {
     spec.name: spec.type
@@ -45,7 +50,12 @@ class TrainingConfig:
     text_encoder: str = "roberta-base"
     model: dict[str, Any] = field(default_factory=dict)
     # data
-    dataset: str = ""
+    dataset: str = ""  # a built dataset's folder, or several separated by commas (train/multi_corpus.py)
+    # several corpora: the shared label set (default: the emotions every corpus has; or a preset / src:dst,... / JSON
+    # label map) and sampling every corpus equally often
+    label_map: str = ""
+    corpus_balanced: bool = True
+    test_dataset: str = ""  # cross-corpus: train on every utterance of `dataset`, test on all of this corpus
     corpus: str = ""  # the training corpus's name for reports and the model card; default: the dataset's own
     test_fold: int = 1
     # folds left out of the run altogether (neither trained on, validated on nor tested): a nested selection's outer
@@ -79,6 +89,15 @@ class TrainingConfig:
     # (freeze=audio), time masking of a cached hidden state (freeze=layers)
     mixup_alpha: float = 0.0
     time_mask_fraction: float = 0.0
+    # augmented views (train/augmented_views.py, freeze=audio): K degraded views per training clip through the frozen
+    # tower once, cached; each epoch serves each clip clean or as one of its views. Conditions drawn from
+    # augment_conditions (noise, babble, telephone, codec, reverb, speed, tempo), SNR and RT60 uniform in the ranges
+    augment_views: int = 0
+    augment_conditions: list[str] = field(default_factory=lambda: ["noise", "babble", "telephone", "reverb"])
+    augment_snr_db: list[float] = field(default_factory=lambda: [0.0, 20.0])
+    augment_rt60_s: list[float] = field(default_factory=lambda: [0.2, 1.0])
+    augment_seed: int = 0
+    augment_cache_max_gb: float = 2.0  # the views' cache a run may need; more is refused before any work
     # freezing and caching
     freeze: str = "none"
     freeze_layers: int = 0
@@ -163,6 +182,10 @@ class TrainingConfig:
             raise ValueError(f"mixup_alpha must be >= 0, got {self.mixup_alpha!r}")
         if not 0 <= self.time_mask_fraction <= 0.5:
             raise ValueError(f"time_mask_fraction must be in [0, 0.5], got {self.time_mask_fraction!r}")
+        if self.augment_views:
+            from .augmented_views import check_settings
+
+            check_settings(self)
 
     def with_model(self, **settings: Any) -> TrainingConfig:
         """A copy with some model settings changed (validated)."""
@@ -281,6 +304,12 @@ def _coerce(name: str, kind: str, value: Any, source: str) -> Any:
         items = value.split(",") if isinstance(value, str) else [value] if isinstance(value, int) else value
         if isinstance(items, list) and all(str(item).strip().lstrip("-").isdigit() for item in items):
             return [int(item) for item in items]
+    if kind == "list[float]":
+        items = value.split(",") if isinstance(value, str) else value
+        try:
+            return [float(item) for item in items if not isinstance(item, bool)]
+        except (TypeError, ValueError):
+            pass
     if kind == "list[str]":
         if isinstance(value, str):
             return [item for item in value.split(",") if item] if value not in ("none", "") else []

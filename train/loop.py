@@ -38,12 +38,14 @@ from ..modeling import VARIANTS, GEmoClapLoss, GEmoClapModel, GEmoClapProcessor
 from ..processing.atomic import atomic_path, check_folder_path, discard, remove, replace_with, staging_path
 from .audio_cache import AudioFeatureCache
 from .augmentation import mask_frames, mix_statistics
+from .augmented_views import augmented_split, check_cache_size
 from .collator import GEmoClapCollator
 from .config import TRAINING_CONFIG_NAME, TrainingConfig
-from .data import FoldSplits, LengthGroupedSampler, fold_splits, load_built_dataset
-from .evaluation.zero_shot import pipeline_predictions, score, zero_shot_predictions
+from .data import FoldSplits, LengthGroupedSampler
+from .evaluation.zero_shot import per_corpus_scores, pipeline_predictions, score, zero_shot_predictions
 from .global_loss import contrastive_loss
 from .lora import add_lora, merge_lora, mergeable
+from .multi_corpus import balanced_sampler, run_splits
 from .standardisation import fit_audio_standardisation
 from .towers import build_model_and_processor, classifier_of
 from .training_model import FrozenPrompts, GEmoClapTrainingModel
@@ -203,12 +205,15 @@ def _data_loaders(
         )
         cache.fill(model, processor, list(named_splits.values()), accelerator, config.eval_batch_size)
         named_splits = {name: cache.cached_split(split) for name, split in named_splits.items()}
-    sampler = None
-    if config.group_by_length and not cached:
+    train_split = named_splits["train"]
+    if cached and config.augment_views:  # only the training split: validation and test stay clean
+        train_split = augmented_split(config, cache, model, processor, splits.train, train_split, accelerator)
+    sampler = balanced_sampler(config, splits.train)  # with several corpora
+    if sampler is None and config.group_by_length and not cached:
         sampler = LengthGroupedSampler(list(splits.train["duration"]), config.batch_size, config.seed)
     # its own generator: iterator seeds never draw from the global RNG, so a resumed run keeps the dropout masks
     train_loader = DataLoader(
-        named_splits["train"],
+        train_split,
         batch_size=config.batch_size,
         shuffle=sampler is None,
         sampler=sampler,
@@ -292,15 +297,7 @@ def _prepare(config: TrainingConfig, resume: bool, overwrite: bool) -> _Run:
     )
     set_seed(config.seed)
     variant = VARIANTS[config.variant]
-    dataset = load_built_dataset(config.dataset, needs_gender=variant.needs_gender_labels)
-    splits = fold_splits(
-        dataset,
-        config.test_fold,
-        config.validation_fraction,
-        config.seed,
-        config.validation_split,
-        config.exclude_folds,
-    )
+    dataset, splits = run_splits(config, variant.needs_gender_labels)  # one corpus, several, or cross-corpus
     model, processor = _build_model(config, splits.emotion_names, splits.gender_names)
     if config.mixup_alpha and not (config.freeze == "audio" and config.cache_audio_features):
         raise ValueError("mixup_alpha mixes cached statistics: it needs freeze=audio with cache_audio_features=true")
@@ -309,6 +306,8 @@ def _prepare(config: TrainingConfig, resume: bool, overwrite: bool) -> _Run:
             "time_mask_fraction masks a cached hidden state: it needs freeze=layers (fewer than all layers) with "
             "cache_audio_features=true and a Whisper tower"
         )
+    if config.augment_views:
+        check_cache_size(config, model, len(splits.train))
     if accelerator.is_main_process:  # only once the inputs are known good: bad input leaves no output behind
         if overwrite:  # the old run's files, not the cache it may hold
             discard([output_dir / name for name in existing_run(output_dir)], output_dir)
@@ -516,7 +515,8 @@ def _test_scores(run: _Run) -> dict:
         accelerator=run.accelerator,
         progress=False,
     )
-    return {"scoring_protocol": protocol, **score(outputs, labels, genders)}
+    scores = score(outputs, labels, genders)
+    return {"scoring_protocol": protocol, **scores, **per_corpus_scores(outputs, run.splits.test, labels, genders)}
 
 
 def train(config: TrainingConfig, resume: bool = False, overwrite: bool = False) -> TrainResult:

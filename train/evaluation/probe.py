@@ -104,3 +104,24 @@ def frozen_tower_statistics(config, dataset, cache_dir) -> np.ndarray:
     cache = AudioFeatureCache(model.audio_model, cache_dir, layers="all", speech_only=config.speech_trim)
     cache.fill(model, processor, [dataset], Accelerator(), config.eval_batch_size)
     return cache.cached_split(dataset).statistics.numpy()
+
+
+def probe_transfer_results(
+    dataset, statistics: np.ndarray, test_rows: Sequence[bool], layers: str, label_names: Sequence[str]
+) -> dict:
+    """The probe fitted on every row but `test_rows` (C chosen by leave-one-fold-out over the training rows'
+    corpus and fold) and scored on `test_rows`: a corpus it never fitted (cross-corpus), as `score` reports it."""
+    from .zero_shot import score
+
+    features = probe_features(statistics, layers)
+    labels, test = np.asarray(dataset["emotion"]), np.asarray(test_rows, dtype=bool)
+    corpora = dataset["corpus"] if "corpus" in dataset.column_names else [""] * len(dataset)
+    groups = np.asarray([f"{corpus}/{fold}" for corpus, fold in zip(corpora, dataset["fold"])])
+    c = choose_c(features[~test], labels[~test], groups[~test])
+    predictions = _classifier(c).fit(features[~test], labels[~test]).predict(features[test])
+    outputs = {"predictions": predictions.tolist(), "references": labels[test].tolist()}
+    gender_names = []
+    if "gender" in dataset.column_names:
+        outputs["genders"] = np.asarray(dataset["gender"])[test].tolist()
+        gender_names = dataset.features["gender"].names
+    return {**score(outputs, label_names, gender_names), "probe_c": c}

@@ -137,3 +137,19 @@ def score(outputs: dict[str, list[int]], label_names: Sequence[str], gender_name
         label_names=list(label_names),
         gender_names=list(gender_names),
     )
+
+
+def per_corpus_scores(
+    outputs: dict[str, list[int]], test, label_names: Sequence[str], gender_names: Sequence[str]
+) -> dict:
+    """`{"per_corpus": {corpus: scores}}` of the outputs of a test set (a built dataset) holding a `corpus` column
+    (several corpora at once; empty otherwise)."""
+    if "corpus" not in test.column_names:
+        return {}
+    corpora = list(test["corpus"])
+    scores = {}
+    for name in dict.fromkeys(corpora):
+        rows = [i for i, corpus in enumerate(corpora) if corpus == name]
+        subset = {key: [values[i] for i in rows] for key, values in outputs.items() if values}
+        scores[name] = {"utterances": len(rows), **score(subset, label_names, gender_names)}
+    return {"per_corpus": scores}
