@@ -154,6 +154,7 @@ class _Candidates:
         )
         cache.fill(self.base, self.processor, [pool], accelerator, config.eval_batch_size)
         self.statistics = cache.cached_split(pool).statistics  # [pool, states, 2, hidden]
+        self.emotions = list(pool["emotion"])
         self.genders = list(pool["gender"]) if "gender" in pool.column_names else None
 
     def split(self, rows: list[int], model: GEmoClapModel) -> CachedSplit:
@@ -161,7 +162,7 @@ class _Candidates:
         if not model.config.pools_all_layers:
             statistics = statistics[:, -1:]
         genders = [self.genders[row] for row in rows] if self.genders is not None else None
-        return CachedSplit(statistics, [self.pool["emotion"][row] for row in rows], genders)
+        return CachedSplit(statistics, [self.emotions[row] for row in rows], genders)
 
     def model(self, config: TrainingConfig) -> GEmoClapModel:
         """A fresh model of the candidate's settings around the shared towers (the text tower copied if it trains)."""
