@@ -16,11 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .cli_train import add_select_argument, config_from_args
-from .config import TrainingConfig
+from .config import CROSS_VALIDATION_FILE, TrainingConfig
 from .evaluation.probe import PROBE_CS, PROBE_LAYERS
 
 REPORT_FILES = ("results.json", "results.md")
-CROSS_VALIDATION_FILE = "cross_validation.json"  # in a final model's folder: the figure its card quotes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

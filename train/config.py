@@ -27,6 +27,7 @@ VALIDATION_SPLITS = ("utterances", "speakers")
 SELECT_MODES = ("off", "auto")
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 TRAINING_CONFIG_NAME = "training_config.json"  # in a run folder (as given) and in its model folder (provenance)
+CROSS_VALIDATION_FILE = "cross_validation.json"  # in a final model's folder: the cross-validation figure it quotes
 LOCAL_PATH_KEYS = ("dataset", "output_dir", "audio_cache_dir")  # paths on the training machine: not published
 # GEmoClapConfig's own fields but those training fills in (the towers' configs, the dataset's label names)
 MODEL_SETTINGS: dict[str, str] = {

@@ -50,8 +50,7 @@ def training_corpus(training_args: dict | None) -> str:
 def run(args: argparse.Namespace) -> int:
     from ...modeling import GEmoClapConfig
     from ...processing.corpora import corpus_spec
-    from ..cli_cross_validate import CROSS_VALIDATION_FILE
-    from ..config import LOCAL_PATH_KEYS, TRAINING_CONFIG_NAME
+    from ..config import CROSS_VALIDATION_FILE, LOCAL_PATH_KEYS, TRAINING_CONFIG_NAME
     from ..evaluation.zero_shot import scoring_sentence
     from ..selection import SELECTION_FILE
     from ..sources import local_folder_or_repo_id
