@@ -8,8 +8,13 @@ speaker-held-out inner folds of its training folds); the all-layers probe (`cros
 regression on the standardised mean+std of every hidden state, C chosen on the training folds). The frozen-tower
 cache is filled first (by the probe), so both timed cross-validations start from a warm cache.
 
+`--gender`: instead, whether the SL alpha narrows the per-gender gap on validation without costing accuracy: for
+each outer test fold t (never scored), every alpha of `GENDER_ALPHAS` scored by the product's selection
+(`choose_settings`, a one-key space) on every inner fold of the other folds; mean inner UAR and gender gap (WAR
+points, |female - male|) over the 5 outer folds.
+
 Run alone, from the repository root: `python benchmarks/bench_selection.py [--towers tiny,base]
-[--label-sets 4class,7class] [--seeds 1,2,3] [--output-dir DIR]`.
+[--label-sets 4class,7class] [--seeds 1,2,3] [--output-dir DIR] [--gender]`.
 """
 
 from __future__ import annotations
@@ -24,8 +29,10 @@ from bench_emodb_variants import cpu_config, emodb_workspace
 from gemo_clap.train.cli_cross_validate import cross_validate
 from gemo_clap.train.evaluation.probe import frozen_tower_statistics, probe_fold_results
 from gemo_clap.train.evaluation.report import percent
+from gemo_clap.train.selection import choose_settings
 
 GENDERS = ("female", "male")
+GENDER_ALPHAS = [0.5, 0.7, 0.8, 0.9, 1.0]  # 1.0: the emotion matrix alone (Emo-CLAP's target)
 
 
 def row_cells(folds: list[dict]) -> list[str]:
@@ -50,13 +57,44 @@ def chosen_counts(folds: list[dict]) -> str:
     )
 
 
+def gender_table(tower: str, label_set: str, root: Path, folder: Path) -> list[str]:
+    """Rows `| tower | labels | alpha | inner UAR | inner WAR | gender gap WAR |` over the 5 outer folds."""
+    space = f"select_space={{model.sl_alpha: {GENDER_ALPHAS}}}"
+    by_alpha: dict[float, list[dict]] = {}
+    for outer in range(1, 6):
+        extra = [f"test_fold={outer}", "select=auto", "select_folds=0", space]
+        config = cpu_config(tower, "sl", folder, root, root / "gender", extra)
+        _, record = choose_settings(config)
+        for candidate in record["candidates"]:
+            alpha = candidate["settings"].get("model.sl_alpha", config.sl_alpha)
+            by_alpha.setdefault(alpha, []).append(candidate)
+        print(f"outer fold {outer}: {record['seconds']:.0f} s", flush=True)
+    rows = []
+    for alpha, entries in sorted(by_alpha.items()):
+        cells = [percent([entry[key] for entry in entries], 1) for key in ("uar", "war", "gender_gap_war")]
+        rows.append(f"| {tower} | {label_set} | {alpha:g} | {' | '.join(cells)} |")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--towers", default="tiny,base")
     parser.add_argument("--label-sets", default="4class,7class")
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--output-dir", default=None)
+    parser.add_argument("--gender", action="store_true", help="the gender-gap sweep of the SL alpha (see above)")
     args = parser.parse_args()
+    if args.gender:
+        rows = ["| tower | labels | sl_alpha | inner UAR (%) | inner WAR (%) | gender gap WAR (pts) |"]
+        rows.append("| --- | --- | --- | --- | --- | --- |")
+        for tower in args.towers.split(","):
+            for label_set in args.label_sets.split(","):
+                output = Path(args.output_dir) / tower if args.output_dir else None
+                label_map = None if label_set == "7class" else label_set
+                with emodb_workspace(str(output) if output else None, label_map=label_map) as (root, _, folder):
+                    rows += gender_table(tower, label_set, root, folder)
+                    print("\n".join(rows), flush=True)
+        return
     seeds = [int(seed) for seed in args.seeds.split(",")]
     lines = [
         "| tower | labels | row | WAR (%) | UAR (%) | WAR female | WAR male | gender gap WAR | time (s) |",
