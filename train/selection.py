@@ -6,10 +6,11 @@ The search is coordinate-wise (as `benchmarks/select_cpu_configs.py`): starting 
 key of the space in turn tries its values with the others fixed at what was kept so far; a value is kept when its
 mean inner UAR beats the kept one by more than `IMPROVEMENT` (ties keep the config's own setting). A candidate
 trains from the frozen-tower cache (`freeze=audio`, shared with every run on the same tower: `audio_cache_dir`)
-with the training loop's steps, model, loss, optimiser and schedule, but in memory: no checkpoint, no model folder,
-no process group; its inner fold is scored from the cached features of the same speech-trimmed clips (what the
-default scoring protocol scores on clean clips). Candidates share the loaded towers and start from the same seeded
-projections."""
+with the training loop's steps, model, loss, optimiser and schedule, but in memory (no checkpoint, no model folder;
+on the CPU, every process doing the same); its inner fold is scored from the cached features of the same
+speech-trimmed clips (what the default scoring protocol scores on clean clips). Candidates share the loaded towers
+and start from the same seeded projections. Cost: candidates x `select_folds` trainings of a head over cached
+features (the default space: 7 candidates, a few seconds each on a CPU core)."""
 
 from __future__ import annotations
 
@@ -284,7 +285,8 @@ def choose_settings(config: TrainingConfig) -> tuple[TrainingConfig, dict]:
     dataset = load_built_dataset(config.dataset, needs_gender=VARIANTS[config.variant].needs_gender_labels)
     pool = inner_pool(dataset, config)
     folds = inner_folds(pool, config)
-    candidates = _Candidates(config, pool, Accelerator(mixed_precision=config.mixed_precision, cpu=True))
+    # the state a later run's Accelerator shares; candidates (a head over cached features) stay on the CPU
+    candidates = _Candidates(config, pool, Accelerator(mixed_precision=config.mixed_precision))
     scored: dict[str, dict] = {}
 
     def evaluate(settings: dict[str, Any]) -> dict:
