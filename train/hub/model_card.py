@@ -50,7 +50,7 @@ def evaluation_notes(
         notes.append(f"This model was trained on every utterance of {dataset_name}: it has no held-out score.")
         if cross_validation:
             notes.append(
-                f"Cross-validation of the same settings on the same corpus ({cross_validation['num_folds']} folds): "
+                f"Cross-validation of the same config on the same corpus ({cross_validation['num_folds']} folds): "
                 f"WAR {percent(cross_validation['war'])} %, UAR {percent(cross_validation['uar'])} %."
             )
     if selection:
