@@ -152,7 +152,11 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         Only the encoder of a Whisper checkpoint is kept."""
         audio_type = AutoConfig.from_pretrained(audio_encoder).model_type
         audio_model = audio_tower(audio_type).from_pretrained(audio_encoder)
-        text_model = AutoModel.from_pretrained(text_encoder)
+        return cls.from_towers(audio_model, AutoModel.from_pretrained(text_encoder), **config_kwargs)
+
+    @classmethod
+    def from_towers(cls, audio_model: PreTrainedModel, text_model: PreTrainedModel, **config_kwargs) -> GEmoClapModel:
+        """Build around towers already loaded (shared, not copied), with fresh projections and temperatures."""
         attention = {
             "audio_config": audio_model.config._attn_implementation,
             "text_config": text_model.config._attn_implementation,

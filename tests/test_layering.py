@@ -18,7 +18,7 @@ LAYERS = (  # low to high: (name, the packages or modules that make it up; a lon
     ("processing", ("gemo_clap.processing",)),
     ("train", ("gemo_clap.train",)),
     ("evaluation", ("gemo_clap.train.evaluation",)),
-    ("training runs and publishing", ("gemo_clap.train.loop", "gemo_clap.train.hub")),
+    ("training runs and publishing", ("gemo_clap.train.loop", "gemo_clap.train.selection", "gemo_clap.train.hub")),
     ("application", ("gemo_clap",)),
 )
 APPLICATION = len(LAYERS) - 1

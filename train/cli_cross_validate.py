@@ -15,8 +15,8 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from .cli_train import config_from_args
-from .config import TrainingConfig
+from .cli_train import add_select_argument, config_from_args
+from .config import CROSS_VALIDATION_FILE, TrainingConfig
 from .evaluation.probe import PROBE_CS, PROBE_LAYERS
 
 REPORT_FILES = ("results.json", "results.md")
@@ -50,6 +50,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also report the linear probes of the frozen pretrained audio tower on the same folds: logistic "
         "regression on the standardised mean+std of every hidden state, and of the last one",
     )
+    add_select_argument(parser)
+    parser.add_argument(
+        "--final",
+        action="store_true",
+        help="after the folds, train each variant on every utterance (<output-dir>/<variant>/final, settings "
+        "selected on inner folds of all the data with --select); its card quotes the cross-validation figure",
+    )
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
 
 
@@ -65,6 +72,7 @@ def protocol_lines(config: TrainingConfig, dataset, folds: list[int], seeds: lis
     """How the numbers were obtained: corpus and folds, validation, seeds, and where the settings came from."""
     from ..processing.corpora import corpus_spec
     from .evaluation.zero_shot import scoring_sentence
+    from .selection import search_space
 
     spec = corpus_spec(dataset.info.dataset_name) or corpus_spec("manifest")
     if config.validation_split == "speakers":
@@ -78,6 +86,14 @@ def protocol_lines(config: TrainingConfig, dataset, folds: list[int], seeds: lis
         validation = "no validation split: the last epoch is scored"
     validation += "; the test fold is used only to score that epoch"
     trained_on = "each clip from its first speech to its last (speech_trim)" if config.speech_trim else "whole clips"
+    settings = (
+        "fixed by the config before any test fold was scored"
+        if config.select == "off"
+        else "chosen for each test fold on speaker-held-out inner folds of its training folds (select: auto, "
+        f"{config.select_folds or 'every'} inner fold(s) per candidate, a staged search over {search_space(config)}; "
+        "the test fold's utterances and speakers never seen; candidates scored from the frozen-tower cache of the "
+        "speech-trimmed clips, what the default path scores on clean clips), starting from the config"
+    )
     return [
         f"corpus: {spec.title if spec.name != 'manifest' else dataset.info.dataset_name or 'custom'}, "
         f"{len(dataset)} utterances; {spec.protocol_text(len(folds), len(dataset.features['emotion'].names))}, "
@@ -85,7 +101,7 @@ def protocol_lines(config: TrainingConfig, dataset, folds: list[int], seeds: lis
         f"validation: {validation}",
         f"seeds: {seeds}",
         f"scoring: {scoring_sentence()}; trained on {trained_on}",
-        "settings: fixed by the config before any test fold was scored (audio encoder "
+        f"settings: {settings} (audio encoder "
         f"{config.audio_encoder}, text encoder {config.text_encoder}, learning rate {config.learning_rate:g}, "
         f"{config.num_epochs} epochs, batch {config.batch_size}, model settings {config.model})",
     ]
@@ -101,17 +117,22 @@ def cross_validate(
     keep_checkpoints: bool = False,
     probes: Sequence[str] = (),
     discard_models: bool = False,
+    final: bool = False,
 ) -> dict[str, Path]:
     """Train/test each (variant, seed, fold); returns the written report files. A finished fold's checkpoints are
     removed unless `keep_checkpoints` (a 5-fold x 3-variant run would keep gigabytes of optimiser states), and its
     model folder with `discard_models`. `probes`
-    ("all", "last") adds the linear probes of the frozen pretrained audio tower on the same folds."""
+    ("all", "last") adds the linear probes of the frozen pretrained audio tower on the same folds. `final` then
+    trains each variant on every utterance (`<variant>/final`, the first seed), its model folder holding the
+    cross-validation figure (`cross_validation.json`)."""
     from ..modeling import VARIANTS
     from ..processing.atomic import discard, remove
+    from .data import fold_splits
     from .evaluation.probe import frozen_tower_statistics, probe_fold_results, probe_name
     from .evaluation.report import write_report
     from .loop import claim_output_dir, train
     from .multi_corpus import dataset_paths, load_corpora, per_corpus_rows
+    from .selection import checked_space, selection_line
 
     root = Path(config.output_dir)
     owned = _owned(root)
@@ -125,11 +146,17 @@ def cross_validate(
     if missing:
         raise ValueError(f"test fold(s) {missing} are not among the dataset's folds {sorted(set(dataset['fold']))}")
     seeds = seeds or [config.seed]
+    for variant in variants:  # bad settings fail here, before anything is written
+        if config.select == "auto":
+            checked_space(config.with_model(variant=variant))
+        if final:
+            fold_splits(dataset, None, config.validation_fraction, config.seed, config.validation_split)
     if overwrite:
         discard(owned, root)
     cache_dir = config.audio_cache_dir or str(root / "audio_cache")
     label_names = dataset.features["emotion"].names
     results: dict[str, list[dict]] = {}
+    selections: list[str] = []
     if probes:  # before training: the frozen tower runs once, sharing the runs' cache
         statistics = frozen_tower_statistics(config, dataset, cache_dir)
         for layers in probes:
@@ -149,27 +176,62 @@ def cross_validate(
                 if resume and finished.is_file():
                     metrics = json.loads(finished.read_text())
                 else:
-                    label = (
-                        f"{variant} / seed {seed} / test fold {fold}"
-                        if len(seeds) > 1
-                        else f"{variant} / test fold {fold}"
-                    )
-                    print(f"== {label} ==", flush=True)
+                    print(f"== {label_of(variant, seed, fold, seeds)} ==", flush=True)
                     metrics = train(run, resume=resume).test_metrics
                     if not keep_checkpoints:
                         remove(folder / "checkpoints")
                     if discard_models:
                         remove(folder / "model")
                 results.setdefault(variant, []).append({"seed": seed, **metrics} if len(seeds) > 1 else metrics)
+                if "selection" in metrics:
+                    selections.append(
+                        f"selection, {label_of(variant, seed, fold, seeds)}: {selection_line(metrics['selection'])}"
+                    )
     results.update(per_corpus_rows(results))  # with several corpora: each corpus's scores
-    protocol = protocol_lines(config, dataset, folds, seeds)
+    protocol = protocol_lines(config, dataset, folds, seeds) + selections
     if probes:
         protocol.append(
             "probes: the frozen pretrained audio tower's mean and std over real frames (of every hidden state, or "
             "the last), standardised, into logistic regression with C in "
             f"{list(PROBE_CS)} chosen by leave-one-fold-out UAR on the training folds"
         )
-    return write_report(root, results, label_names, protocol)
+    paths = write_report(root, results, label_names, protocol)
+    if final:
+        for variant in variants:
+            paths[f"final_{variant}"] = final_model(config.with_model(variant=variant), root, seeds[0], paths)
+    return paths
+
+
+def label_of(variant: str, seed: int, fold: int, seeds: list[int]) -> str:
+    """A run's name in the console and the reports, e.g. `sl / seed 2 / test fold 3`."""
+    return f"{variant} / seed {seed} / test fold {fold}" if len(seeds) > 1 else f"{variant} / test fold {fold}"
+
+
+def final_model(config: TrainingConfig, root: Path, seed: int, paths: dict[str, Path]) -> Path:
+    """Train `config`'s variant on every utterance in `<root>/<variant>/final`; its model folder gets the
+    cross-validation figure of the same settings (`cross_validation.json`). Returns the model folder."""
+    from .loop import train
+
+    print(f"== {config.variant} / final model on every utterance ==", flush=True)
+    run = dataclasses.replace(
+        config,
+        seed=seed,
+        test_fold=None,
+        output_dir=str(root / config.variant / "final"),
+        audio_cache_dir=config.audio_cache_dir or str(root / "audio_cache"),
+    )
+    result = train(run, overwrite=True)
+    report = json.loads(Path(paths["results_json"]).read_text())
+    summary = report["variants"][config.variant]["summary"]
+    figure = {
+        "war": summary["war"],
+        "uar": summary["uar"],
+        "num_folds": summary["num_folds"],
+        "protocol": report.get("protocol", []),
+        "results": str(paths["results_json"]),
+    }
+    (result.model_dir / CROSS_VALIDATION_FILE).write_text(json.dumps(figure, indent=2) + "\n")
+    return result.model_dir
 
 
 def whole_numbers(text: str, option: str) -> list[int]:
@@ -198,6 +260,7 @@ def run(args: argparse.Namespace) -> int:
         keep_checkpoints=args.keep_checkpoints,
         probes=probes,
         discard_models=args.discard_models,
+        final=args.final,
     )
     print(Path(paths["results_md"]).read_text())
     print(f"results written to {Path(paths['results_json']).parent}")

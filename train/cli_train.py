@@ -18,7 +18,12 @@ from .config import TrainingConfig
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML/JSON config file, or the name of a shipped config (train/configs/)")
     parser.add_argument("--dataset", help="dataset folder written by `gemo-clap build-dataset`")
-    parser.add_argument("--test-fold", type=int, help="fold held out for testing")
+    parser.add_argument(
+        "--test-fold",
+        type=test_fold_argument,
+        help="fold held out for testing; none: train on every utterance (a final model, no test score)",
+    )
+    add_select_argument(parser)
     parser.add_argument("--output-dir", help="where checkpoints, the model and results go")
     parser.add_argument(
         "--resume",
@@ -34,12 +39,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def test_fold_argument(text: str) -> int | str:
+    """`--test-fold`: a fold number, or "none"."""
+    if text.lower() == "none":
+        return "none"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a fold number or none, got {text!r}") from None
+
+
+def add_select_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--select",
+        action="store_true",
+        help="choose the settings of `select_space` on speaker-held-out inner folds of the training folds "
+        "(select=auto; the test fold is never seen)",
+    )
+
+
 def config_from_args(args: argparse.Namespace) -> TrainingConfig:
     """The config file plus `--dataset/--test-fold/--output-dir` plus `key=value` overrides."""
     overrides = list(args.overrides)
     for flag, key in (("dataset", "dataset"), ("test_fold", "test_fold"), ("output_dir", "output_dir")):
         if getattr(args, flag, None) is not None:
             overrides.append(f"{key}={getattr(args, flag)}")
+    if getattr(args, "select", False):
+        overrides.append("select=auto")
     config = TrainingConfig.load(args.config, overrides)
     if not config.dataset:
         raise ValueError("no dataset given (--dataset or `dataset:` in the config)")
@@ -51,16 +77,13 @@ def run(args: argparse.Namespace) -> int:
 
     result = train(config_from_args(args), resume=args.resume, overwrite=args.overwrite)
     if os.environ.get("RANK", "0") == "0":  # one summary line under `accelerate launch`
-        print(
-            json.dumps(
-                {
-                    "model": str(result.model_dir),
-                    "best_epoch": result.best_epoch,
-                    "test_war": result.test_metrics["war"],
-                    "test_uar": result.test_metrics["uar"],
-                }
-            )
+        summary = {"model": str(result.model_dir), "best_epoch": result.best_epoch}
+        summary.update(
+            {f"test_{key}": result.test_metrics[key] for key in ("war", "uar") if key in result.test_metrics}
         )
+        if "selection" in result.test_metrics:
+            summary["selected"] = result.test_metrics["selection"]["chosen"]
+        print(json.dumps(summary))
     return 0
 
 

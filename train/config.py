@@ -24,8 +24,10 @@ FREEZE_MODES = ("none", "feature_encoder", "layers", "audio")
 PRECISIONS = ("no", "fp16", "bf16")
 ATTENTIONS = ("", "eager", "sdpa", "flash_attention_2")
 VALIDATION_SPLITS = ("utterances", "speakers")
+SELECT_MODES = ("off", "auto")
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 TRAINING_CONFIG_NAME = "training_config.json"  # in a run folder (as given) and in its model folder (provenance)
+CROSS_VALIDATION_FILE = "cross_validation.json"  # in a final model's folder: the cross-validation figure it quotes
 LOCAL_PATH_KEYS = (
     "dataset",
     "test_dataset",
@@ -57,7 +59,7 @@ class TrainingConfig:
     corpus_balanced: bool = True
     test_dataset: str = ""  # cross-corpus: train on every utterance of `dataset`, test on all of this corpus
     corpus: str = ""  # the training corpus's name for reports and the model card; default: the dataset's own
-    test_fold: int = 1
+    test_fold: int | None = 1  # None (`--test-fold none`): train on every utterance, no test score
     # folds left out of the run altogether (neither trained on, validated on nor tested): a nested selection's outer
     # test fold, while it scores a candidate on `test_fold`
     exclude_folds: list[int] = field(default_factory=list)
@@ -65,6 +67,12 @@ class TrainingConfig:
     # "speakers": the fold after the test fold (cyclically), speakers never trained on, does
     validation_split: str = "utterances"
     validation_fraction: float = 0.1
+    # "auto": the settings of `select_space` chosen on speaker-held-out inner folds of the training folds
+    # (train/selection.py), the test fold never seen; "off": the config's settings as written
+    select: str = "off"
+    select_space: dict[str, Any] = field(default_factory=dict)  # {key: [values]}, keys as overrides; {}: the default
+    # inner folds each candidate is scored on, drawn with the seed (0: every training fold, each held out in turn)
+    select_folds: int = 1
     # optimisation
     learning_rate: float = 1e-5
     # of the audio layer weights (audio_layer_pooling=weighted_sum): a few hundred steps at learning_rate barely move them
@@ -140,6 +148,7 @@ class TrainingConfig:
             "mixed_precision": PRECISIONS,
             "text_attn_implementation": ATTENTIONS,
             "validation_split": VALIDATION_SPLITS,
+            "select": SELECT_MODES,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -155,7 +164,7 @@ class TrainingConfig:
             "checkpoint_every_epochs",
         )
         for name in (*positive, "test_fold"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
         for name in (
             "warmup_epochs",
@@ -167,6 +176,7 @@ class TrainingConfig:
             "layer_weights_learning_rate",
             "text_lora_rank",
             "audio_lora_rank",
+            "select_folds",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
@@ -288,7 +298,9 @@ def _model_setting(name: str, value: Any, source: str) -> tuple[str, Any]:
 
 def _coerce(name: str, kind: str, value: Any, source: str) -> Any:
     """Check a value against a declared type, converting ints to floats and comma lists to lists."""
-    kind = kind.removesuffix(" | None")
+    optional, kind = kind.endswith(" | None"), kind.removesuffix(" | None")
+    if optional and (value is None or str(value).lower() == "none"):
+        return None
     if kind == "float" and not isinstance(value, bool):
         try:
             return float(value)  # YAML reads "1e-5" as a string

@@ -73,7 +73,7 @@ def stratified_sample(labels: list[int], fraction: float, seed: int) -> set[int]
 
 def fold_splits(
     dataset: datasets.Dataset,
-    test_fold: int,
+    test_fold: int | None,
     validation_fraction: float,
     seed: int,
     validation_split: str = "utterances",
@@ -82,9 +82,24 @@ def fold_splits(
     """Leave-one-fold-out: `test_fold` is the test set; the validation split that chooses the best epoch is carved
     from the other folds, so the test fold never does: a stratified `validation_fraction` of their utterances
     ("utterances"), or the fold after the test fold ("speakers": folds hold disjoint speakers, so it scores speakers
-    the model never trained on). `exclude_folds` play no part at all (a nested selection's outer test fold). Index
-    mappings stay in memory: nothing is written into the dataset's folder."""
+    the model never trained on). `exclude_folds` play no part at all (a nested selection's outer test fold).
+    `test_fold=None`: every utterance trains (no validation split, an empty test set). Index mappings stay in memory:
+    nothing is written into the dataset's folder."""
     folds = sorted(set(dataset["fold"]))
+    if test_fold is None:
+        if validation_split == "speakers" or validation_fraction > 0:
+            raise ValueError(
+                "test_fold=none trains on every utterance and keeps the last epoch: it needs validation_fraction=0 "
+                "and validation_split=utterances (--select chooses num_epochs on inner folds)"
+            )
+        if "speaker" in dataset.column_names and len(set(dataset["speaker"])) < 2:
+            raise ValueError(
+                "test_fold=none on a corpus of one speaker: no score can tell how the model does on other speakers "
+                "(cross-validate a corpus of two or more speakers first)"
+            )
+        kept = [index for index, fold in enumerate(dataset["fold"]) if fold not in exclude_folds]
+        train = dataset.select(kept, keep_in_memory=True)
+        return FoldSplits(train=train, validation=None, test=train.select([], keep_in_memory=True))
     if test_fold not in folds:
         raise ValueError(f"test_fold {test_fold} is not one of the dataset's folds {folds}")
     unknown = sorted(set(exclude_folds) - set(folds))

@@ -46,6 +46,7 @@ from .evaluation.zero_shot import per_corpus_scores, pipeline_predictions, score
 from .global_loss import contrastive_loss
 from .lora import add_lora, merge_lora, mergeable
 from .multi_corpus import balanced_sampler, run_splits
+from .selection import SELECTION_FILE, selected_config, write_selection
 from .standardisation import fit_audio_standardisation
 from .towers import build_model_and_processor, classifier_of
 from .training_model import FrozenPrompts, GEmoClapTrainingModel
@@ -54,7 +55,15 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_PREFIX = "step_"
 TRACKER_PROJECT = "gemo-clap"  # the trackers' folder inside the output folder
 HISTORY_FILE = "history.jsonl"  # one JSON line per epoch, for scripts (the console gets one line for a person)
-RUN_FILES = ("checkpoints", "model", TRAINING_CONFIG_NAME, "test_results.json", TRACKER_PROJECT, HISTORY_FILE)
+RUN_FILES = (
+    "checkpoints",
+    "model",
+    TRAINING_CONFIG_NAME,
+    "test_results.json",
+    TRACKER_PROJECT,
+    HISTORY_FILE,
+    SELECTION_FILE,
+)
 
 
 @dataclass
@@ -140,6 +149,12 @@ def _build_model(
         emotion_labels=emotion_names,
         gender_labels=gender_names,
     )
+    configure_training(model, config)
+    return model, processor
+
+
+def configure_training(model: GEmoClapModel, config: TrainingConfig) -> None:
+    """Freeze what the config freezes; the text attention, LoRA adapters and gradient checkpointing it asks for."""
     if config.freeze == "audio":
         model.freeze_audio_encoder()
     elif config.freeze == "feature_encoder":
@@ -158,7 +173,6 @@ def _build_model(
         add_lora(model, "audio_model", config.audio_lora_rank)
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
-    return model, processor
 
 
 def _parameter_groups(model: GEmoClapModel, config: TrainingConfig) -> list[dict]:
@@ -474,8 +488,9 @@ def epoch_line(record: dict, num_epochs: int) -> str:
     return line + f"  ({record['train_seconds']:.1f} s)"
 
 
-def _finish(run: _Run) -> TrainResult:
-    """The best epoch's weights scored on the test fold; `test_results.json`; the processes released."""
+def _finish(run: _Run, selection: dict | None = None) -> TrainResult:
+    """The best epoch's weights scored on the test fold (none with `test_fold=None`); `test_results.json`, with the
+    selection's record when settings were selected (also kept in the model folder); the processes released."""
     accelerator = run.accelerator
     accelerator.wait_for_everyone()
     if run.best_weights is not None:
@@ -483,11 +498,16 @@ def _finish(run: _Run) -> TrainResult:
     merge_lora(run.unwrapped)  # training is over: the test fold is scored by the model the folder holds
     if run.best_weights is None:  # a resumed run whose best epoch came before the resume: from the model folder
         run.unwrapped.load_state_dict(GEmoClapModel.from_pretrained(run.model_dir).state_dict())
-    test_metrics = {"fold": run.config.test_fold, **_test_scores(run)}
-    accelerator.log({"test_war": test_metrics["war"], "test_uar": test_metrics["uar"]})
+    test_metrics = {"selection": selection} if selection else {}
+    if run.config.test_fold is not None:
+        test_metrics = {"fold": run.config.test_fold, **_test_scores(run), **test_metrics}
+        accelerator.log({"test_war": test_metrics["war"], "test_uar": test_metrics["uar"]})
     if accelerator.is_main_process:
-        with atomic_path(run.output_dir / "test_results.json", unique=True) as partial:
-            partial.write_text(json.dumps(test_metrics, indent=2) + "\n")
+        if selection:
+            write_selection(run.model_dir, selection)
+        if run.config.test_fold is not None:
+            with atomic_path(run.output_dir / "test_results.json", unique=True) as partial:
+                partial.write_text(json.dumps(test_metrics, indent=2) + "\n")
     # The DDP wrapper goes first, so the process group's last reference is torch's registry (emptied by
     # end_training), whose release lets go of the GIL: released from DDP's reducer, a gloo group joins its worker
     # threads holding the GIL, and a worker still dropping the last gather's tensors needs it (a deadlock).
@@ -520,8 +540,16 @@ def _test_scores(run: _Run) -> dict:
 
 
 def train(config: TrainingConfig, resume: bool = False, overwrite: bool = False) -> TrainResult:
-    """Train on every fold but `config.test_fold`, choose the best epoch on validation, evaluate on the test fold."""
+    """Train on every fold but `config.test_fold` (every utterance with `test_fold=None`), choose the best epoch on
+    validation, evaluate on the test fold; with `select: auto`, with the settings chosen on inner folds first."""
+    selection = None
+    if config.select == "auto":  # the folder is checked before the search, the search before anything is written
+        output_dir = Path(config.output_dir)
+        claim_output_dir(output_dir, existing_run(output_dir), resume, overwrite)
+        config, selection = selected_config(config, output_dir if resume else None)
     run = _prepare(config, resume, overwrite)
+    if selection and run.accelerator.is_main_process:
+        write_selection(run.output_dir, selection)
     bar = tqdm(
         total=config.num_epochs * run.steps_per_epoch,
         initial=run.progress.completed_steps,
@@ -531,7 +559,7 @@ def train(config: TrainingConfig, resume: bool = False, overwrite: bool = False)
     for epoch in range(run.progress.epoch, config.num_epochs):
         _end_epoch(run, epoch, _train_epoch(run, epoch, bar))
     bar.close()
-    return _finish(run)
+    return _finish(run, selection)
 
 
 def _save_model(

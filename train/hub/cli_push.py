@@ -33,6 +33,11 @@ def _results(path: str | None) -> dict | None:
     return next(iter(data["variants"].values()))["summary"] if "variants" in data else data
 
 
+def _recorded(path: Path) -> dict | None:
+    """A JSON record training left in the model folder, if any."""
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def training_corpus(training_args: dict | None) -> str:
     """The corpus a run trained on: recorded by training (`corpus`), else read from the dataset it names."""
     training_args = training_args or {}
@@ -45,8 +50,9 @@ def training_corpus(training_args: dict | None) -> str:
 def run(args: argparse.Namespace) -> int:
     from ...modeling import GEmoClapConfig
     from ...processing.corpora import corpus_spec
-    from ..config import LOCAL_PATH_KEYS, TRAINING_CONFIG_NAME
+    from ..config import CROSS_VALIDATION_FILE, LOCAL_PATH_KEYS, TRAINING_CONFIG_NAME
     from ..evaluation.zero_shot import scoring_sentence
+    from ..selection import SELECTION_FILE
     from ..sources import local_folder_or_repo_id
     from .model_card import render_model_card
     from .publish import push_model_folder
@@ -82,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
         label_names=list(config.emotion_labels),
         results=_results(args.results),
         training_args={k: v for k, v in training_args.items() if k not in LOCAL_PATH_KEYS} if training_args else None,
+        selection=_recorded(folder / SELECTION_FILE),
+        cross_validation=_recorded(folder / CROSS_VALIDATION_FILE),
     )
     commit = push_model_folder(folder, args.repo_id, private=private, token=args.token, model_card=card)
     print(

@@ -39,6 +39,28 @@ def _result_rows(results: dict) -> list[tuple[str, str]]:
     return rows
 
 
+def evaluation_notes(
+    dataset_name: str, training_args: dict | None, selection: dict | None, cross_validation: dict | None
+) -> list[str]:
+    """The card's sentences on what was held out and how the settings were chosen."""
+    from ..selection import selection_line
+
+    notes = []
+    if training_args and "test_fold" in training_args and training_args["test_fold"] is None:
+        notes.append(f"This model was trained on every utterance of {dataset_name}: it has no held-out score.")
+        if cross_validation:
+            notes.append(
+                f"Cross-validation of the same config on the same corpus ({cross_validation['num_folds']} folds): "
+                f"WAR {percent(cross_validation['war'])} %, UAR {percent(cross_validation['uar'])} %."
+            )
+    if selection:
+        notes.append(
+            "Settings chosen on speaker-held-out inner folds of the training data (`select: auto`), no test "
+            f"utterance seen: {selection_line(selection)}."
+        )
+    return notes
+
+
 def _hub_model_ids(*names: str) -> list[str]:
     """The names that look like Hub model ids (not local paths), for the ``base_model`` field."""
     model_ids = []
@@ -64,12 +86,17 @@ def render_model_card(
     results: dict | None,
     training_args: dict | None,
     license: str = "apache-2.0",
+    selection: dict | None = None,
+    cross_validation: dict | None = None,
 ) -> ModelCard:
     """Model card of a GEmo-CLAP checkpoint from ``model_cards/gemo_clap_model_card.md``.
 
     ``variant`` is ``"emo"``, ``"sl"`` or ``"ml"``. ``results`` is either one SER metric output (``{"war": 0.8, ...}``)
     or a ``summarize_folds`` summary (``{"war": {"mean": 0.8, "std": 0.02}, ...}``); its WAR, UAR and macro-F1 go to
     the card's ``model-index`` (metric types ``accuracy``, ``recall``/macro, ``f1``/macro) as fractions.
+    ``selection`` (training's ``selection.json``) says how the settings were chosen; a model trained on every
+    utterance (``test_fold`` None) says it has no held-out score and quotes ``cross_validation`` (a final model's
+    ``cross_validation.json``) when given.
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown GEmo-CLAP variant {variant!r}; expected one of {sorted(VARIANTS)}")
@@ -113,6 +140,7 @@ def render_model_card(
         protocol=protocol,
         label_names=list(label_names),
         result_rows=_result_rows(results) if results else [],
+        evaluation_notes=evaluation_notes(dataset_name, training_args, selection, cross_validation),
         training_args=training_args,
         corpus_title=corpus.title if corpus else dataset_name,
         corpus_licence=corpus.licence if corpus else "",
