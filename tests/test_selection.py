@@ -92,17 +92,17 @@ def test_the_choice_is_reproducible_with_a_seed(tiny_encoders, three_folds, tmp_
 def test_test_fold_none_trains_on_every_utterance_and_writes_no_test_score(
     tiny_encoders, dataset_dir, tmp_path, monkeypatch, capsys
 ):
-    from gemo_clap.train import loop
+    from gemo_clap.train import multi_corpus
 
     trained = []
-    fold_splits = loop.fold_splits
+    fold_splits = multi_corpus.fold_splits
 
     def recording(*args):
         splits = fold_splits(*args)
         trained.append(len(splits.train))
         return splits
 
-    monkeypatch.setattr(loop, "fold_splits", recording)
+    monkeypatch.setattr(multi_corpus, "fold_splits", recording)  # what the run's splits come from
     overrides = tiny_overrides(tiny_encoders("wavlm"), dataset_dir, tmp_path / "final", freeze="audio", num_epochs=1)
     overrides = [override for override in overrides if not override.startswith("test_fold=")]
     code = main(["train", "--test-fold", "none", *overrides, "validation_fraction=0"])
